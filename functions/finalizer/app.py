@@ -1,0 +1,53 @@
+"""Finalizer: writes the registry, the versions list and the run report, once per run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from bdc_sync.flow.events import FinalizeItem, FinalizeMessage
+from bdc_sync.flow.finalize import finalize_run
+from bdc_sync.runtime import Runtime, runtime
+
+logger = Logger()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS, model=FinalizeMessage)
+idempotency = IdempotencyConfig(event_key_jmespath="run_id", expires_after_seconds=7 * 86400)
+
+
+def _finalize(item: FinalizeItem, deps: Runtime) -> dict[str, Any]:
+    return finalize_run(item.run_id, deps.settings, deps.ledger, deps.cache)
+
+
+def finalize_message(message: FinalizeMessage) -> None:
+    logger.append_keys(run_id=message.body.run_id)
+    deps = runtime()
+    # The ledger table doubles as the idempotency store (pk/sk keys, TTL on
+    # `expiration`): a finalize message delivered twice finalizes once.
+    persistence = DynamoDBPersistenceLayer(
+        table_name=deps.settings.run_ledger_table,
+        key_attr="pk",
+        sort_key_attr="sk",
+        static_pk_value="idempotency#finalizer",
+    )
+    once = idempotent_function(
+        data_keyword_argument="item", persistence_store=persistence, config=idempotency
+    )(_finalize)
+    once(item=message.body, deps=deps)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
+    idempotency.register_lambda_context(context)
+    return process_partial_response(
+        event=event, record_handler=finalize_message, processor=processor, context=context
+    )

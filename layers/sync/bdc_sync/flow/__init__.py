@@ -1,0 +1,1 @@
+"""The event flow: dispatch a run, build its tables, finalize it."""

@@ -1,0 +1,58 @@
+"""Starting a run: validate the request, record the run, enqueue its first tables."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from biodata_cache.catalog import get_spec
+from bdc_sync.flow.events import RunRequest
+from bdc_sync.flow.ledger import Ledger
+from bdc_sync.flow.progress import advance_run
+from bdc_sync.flow.queues import Queues
+from bdc_sync.settings import Settings
+from bdc_sync.tables import build_of, buildable_tables
+
+logger = logging.getLogger(__name__)
+
+
+class BadRunRequest(ValueError):
+    """A run request naming nothing buildable; nothing was enqueued."""
+
+
+def resolve_tables(requested: list[str] | None) -> list[str]:
+    """The builds a request names (companion tables map to the build that writes them)."""
+    if requested is None:
+        return buildable_tables()
+    builds: list[str] = []
+    for name in requested:
+        get_spec(name)  # raises UnknownTableError naming the known tables
+        try:
+            build = build_of(name).spec.name
+        except NotImplementedError as exc:
+            raise BadRunRequest(str(exc)) from None
+        if build not in builds:
+            builds.append(build)
+    return builds
+
+
+def new_run_id() -> str:
+    """Sortable by start time, unique across overlapping runs."""
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def start_run(request: RunRequest, settings: Settings, ledger: Ledger, queues: Queues) -> dict[str, Any]:
+    """Record a run of the requested tables and enqueue those with no input in the run."""
+    tables = resolve_tables(request.tables)
+    if not tables:
+        raise BadRunRequest("the run names no table")
+    depends_on = {
+        name: [dep for dep in get_spec(name).depends_on if dep in tables] for name in tables
+    }
+    run_id = new_run_id()
+    ledger.create_run(run_id, settings.version_folder, request.trigger, depends_on)
+    enqueued = advance_run(run_id, ledger, queues)
+    logger.info("run started", extra={"run_id": run_id, "tables": tables, "enqueued": enqueued})
+    return {"run_id": run_id, "version": settings.version_folder, "tables": tables, "enqueued": enqueued}

@@ -1,0 +1,244 @@
+"""The run ledger in DynamoDB: one item per run and one per table of the run.
+
+Every state change is a conditional write, so duplicate or out-of-order deliveries
+cannot build a table twice in a run, lose an outcome, or finalize a run twice.
+
+Item keys: ``pk = run#<run_id>``; ``sk = run`` or ``table#<name>``.
+Table states: waiting → (queued) → running → succeeded | unchanged | failed | skipped.
+Run states: running → finalizing → finalized.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+TERMINAL = frozenset({"succeeded", "unchanged", "failed", "skipped"})
+NOT_BUILT = frozenset({"failed", "skipped"})
+
+
+def _pk(run_id: str) -> str:
+    return f"run#{run_id}"
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; the rest of the code wants int/float."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(round(value, 6)))
+    if isinstance(value, dict):
+        return {k: _dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dynamo(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Result of trying to take a table for building."""
+
+    won: bool
+    token: str = ""
+    status: str = ""  # the table's status when the claim was lost
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class Ledger:
+    """Runs and their tables' outcomes."""
+
+    def __init__(self, table_name: str, ttl_days: int = 30, resource: Any | None = None) -> None:
+        self.table = (resource or boto3.resource("dynamodb")).Table(table_name)
+        self.ttl_days = ttl_days
+
+    def _expiration(self) -> int:
+        return int(time.time()) + self.ttl_days * 86400
+
+    # -- runs ---------------------------------------------------------------------
+    def create_run(
+        self, run_id: str, folder: str, trigger: str, depends_on: dict[str, list[str]]
+    ) -> None:
+        """Write the run and its tables (tables first, so a run item is never partial)."""
+        expiration = self._expiration()
+        now = time.time()
+        with self.table.batch_writer() as batch:
+            for name, deps in depends_on.items():
+                batch.put_item(
+                    Item={
+                        "pk": _pk(run_id),
+                        "sk": f"table#{name}",
+                        "table": name,
+                        "status": "waiting",
+                        "depends_on": deps,
+                        "attempts": 0,
+                        "expiration": expiration,
+                    }
+                )
+        self.table.put_item(
+            Item=_dynamo(
+                {
+                    "pk": _pk(run_id),
+                    "sk": "run",
+                    "run_id": run_id,
+                    "folder": folder,
+                    "trigger": trigger,
+                    "tables": sorted(depends_on),
+                    "state": "running",
+                    "created_at": now,
+                    "expiration": expiration,
+                }
+            )
+        )
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        item = self.table.get_item(Key={"pk": _pk(run_id), "sk": "run"}, ConsistentRead=True)
+        return _plain(item["Item"]) if "Item" in item else None
+
+    def table_items(self, run_id: str) -> dict[str, dict[str, Any]]:
+        items: dict[str, dict[str, Any]] = {}
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("pk").eq(_pk(run_id)) & Key("sk").begins_with("table#"),
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self.table.query(**kwargs)
+            for item in page["Items"]:
+                items[item["table"]] = _plain(item)
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _transition(self, key: dict[str, str], condition: str, update: str, values: dict) -> bool:
+        """A conditional update; False when the condition did not hold."""
+        expression = condition + update
+        names = {
+            alias: attr
+            for alias, attr in (("#s", "status"), ("#st", "state"))
+            if re.search(rf"{alias}\b", expression)
+        }
+        kwargs: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
+        try:
+            self.table.update_item(
+                Key=key,
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=_dynamo(values),
+                **kwargs,
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def start_finalizing(self, run_id: str) -> bool:
+        """running → finalizing; True for the one caller that made the change."""
+        return self._transition(
+            {"pk": _pk(run_id), "sk": "run"},
+            "#st = :running",
+            "SET #st = :finalizing, all_done_at = :now",
+            {":running": "running", ":finalizing": "finalizing", ":now": time.time()},
+        )
+
+    def mark_finalized(self, run_id: str, report_key: str) -> bool:
+        return self._transition(
+            {"pk": _pk(run_id), "sk": "run"},
+            "#st = :finalizing",
+            "SET #st = :finalized, finalized_at = :now, report_key = :report",
+            {":finalizing": "finalizing", ":finalized": "finalized", ":now": time.time(), ":report": report_key},
+        )
+
+    # -- tables -------------------------------------------------------------------
+    def mark_queued(self, run_id: str, table: str) -> bool:
+        return self._transition(
+            {"pk": _pk(run_id), "sk": f"table#{table}"},
+            "#s = :waiting",
+            "SET #s = :queued, queued_at = :now",
+            {":waiting": "waiting", ":queued": "queued", ":now": time.time()},
+        )
+
+    def mark_skipped(self, run_id: str, table: str, reason: str) -> bool:
+        return self._transition(
+            {"pk": _pk(run_id), "sk": f"table#{table}"},
+            "#s = :waiting",
+            "SET #s = :skipped, message = :reason, finished_at = :now",
+            {":waiting": "waiting", ":skipped": "skipped", ":reason": reason, ":now": time.time()},
+        )
+
+    def claim(self, run_id: str, table: str, lease_seconds: int) -> Claim:
+        """Take a table for building unless it is done or another worker holds it."""
+        token = uuid.uuid4().hex
+        now = time.time()
+        won = self._transition(
+            {"pk": _pk(run_id), "sk": f"table#{table}"},
+            "#s IN (:waiting, :queued) OR (#s = :running AND lease_until < :now)",
+            "SET #s = :running, lease_until = :until, lease_token = :token, "
+            "attempts = attempts + :one, started_at = if_not_exists(started_at, :now)",
+            {
+                ":waiting": "waiting",
+                ":queued": "queued",
+                ":running": "running",
+                ":now": now,
+                ":until": now + lease_seconds,
+                ":token": token,
+                ":one": 1,
+            },
+        )
+        if won:
+            return Claim(won=True, token=token)
+        item = self.table.get_item(
+            Key={"pk": _pk(run_id), "sk": f"table#{table}"}, ConsistentRead=True
+        ).get("Item")
+        return Claim(won=False, status=str(item["status"]) if item else "missing")
+
+    def release(self, run_id: str, table: str, token: str, error: str) -> bool:
+        """Give a table back after a failed attempt so the next delivery may retry."""
+        return self._transition(
+            {"pk": _pk(run_id), "sk": f"table#{table}"},
+            "#s = :running AND lease_token = :token",
+            "SET lease_until = :zero, last_error = :error",
+            {":running": "running", ":token": token, ":zero": 0, ":error": error[:1000]},
+        )
+
+    def record_outcome(self, run_id: str, table: str, token: str, outcome: dict[str, Any]) -> bool:
+        """running → a terminal status with the outcome's figures, for the lease holder only."""
+        status = outcome["status"]
+        if status not in TERMINAL:
+            raise ValueError(f"not a terminal status: {status}")
+        names = {f"#f{i}": name for i, name in enumerate(outcome)}
+        sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(outcome)))
+        values = {f":v{i}": value for i, value in enumerate(outcome.values())}
+        try:
+            self.table.update_item(
+                Key={"pk": _pk(run_id), "sk": f"table#{table}"},
+                UpdateExpression=f"SET {sets}, finished_at = :now",
+                ConditionExpression="#status = :running AND lease_token = :token",
+                ExpressionAttributeNames={**names, "#status": "status"},
+                ExpressionAttributeValues=_dynamo(
+                    {**values, ":running": "running", ":token": token, ":now": time.time()}
+                ),
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True

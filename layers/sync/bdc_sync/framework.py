@@ -1,0 +1,414 @@
+"""The table framework: everything a table module should not have to write.
+
+A table module declares its spec (from ``biodata_cache.catalog``), what it reads and
+how one record (or the upstream tables) becomes rows. The framework lists and
+fetches records, skips and counts malformed ones, keeps unchanged rows from the last
+build (incremental by ``_last_modified``), builds the arrow table with the declared
+schema, writes it with one PUT (or not at all when the content is unchanged), and
+returns a ``TableResult`` for the run ledger.
+
+Two shapes cover the tables:
+- ``RecordTable``: rows come from DocDB records, one record at a time; incremental.
+- ``DerivedTable``: rows come from other tables (and whatever the module reads
+  through the context); rebuilt only when an input changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from biodata_cache import layout
+from biodata_cache._version import __version__
+from biodata_cache.catalog import TableSpec
+from bdc_sync.docdb import DocDB, projection_of
+from bdc_sync.fields import MalformedRecord, record_id
+from bdc_sync.settings import Settings
+from bdc_sync.store import ObjectStore, WriteResult
+
+logger = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+
+# Bookkeeping columns of a RecordTable's state file (never in the published table).
+ID_COL = "_record_id"
+MODIFIED_COL = "_record_modified"
+MARK_COL = "_record_mark"  # null: a real row; "empty": record gave no rows; else the error
+_STATE_FIELDS = [
+    pa.field(ID_COL, pa.string()),
+    pa.field(MODIFIED_COL, pa.string()),
+    pa.field(MARK_COL, pa.string()),
+]
+MALFORMED_SAMPLE = 5
+
+
+class MissingInput(RuntimeError):
+    """A table this build reads does not exist (yet); the previous output is kept."""
+
+
+@dataclass
+class MalformedLog:
+    """Records skipped because they could not give rows."""
+
+    count: int = 0
+    sample: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, rid: str, error: str) -> None:
+        self.count += 1
+        if len(self.sample) < MALFORMED_SAMPLE:
+            self.sample.append({"id": rid, "error": error[:300]})
+
+
+@dataclass
+class TableResult:
+    """What a build produced, for the ledger and the run report."""
+
+    status: str  # "succeeded" (written) or "unchanged" (same content already there)
+    rows: int
+    bytes_written: int = 0
+    content_sha256: str | None = None
+    partitions_written: int = 0
+    partitions_deleted: int = 0
+    message: str = ""
+
+
+class BuildContext:
+    """What one build may use: settings, stores, DocDB, upstream tables, counters."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        run_id: str,
+        *,
+        cache: ObjectStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self.run_id = run_id
+        self.folder = settings.version_folder
+        self.cache = cache or ObjectStore(settings.cache_bucket)
+        self.malformed = MalformedLog()
+        self._docdb: dict[str, DocDB] = {}
+        self._sources: dict[str, ObjectStore] = {}
+
+    def docdb(self, version: str = "v2") -> DocDB:
+        if version not in self._docdb:
+            self._docdb[version] = DocDB(
+                self.settings.docdb_host,
+                version=version,
+                plain_http=self.settings.docdb_plain_http,
+                max_concurrency=self.settings.docdb_max_concurrency,
+            )
+        return self._docdb[version]
+
+    @property
+    def docdb_requests(self) -> int:
+        return sum(client.requests for client in self._docdb.values())
+
+    def source(self, bucket: str) -> ObjectStore:
+        """Read access to a source bucket (aind-open-data, aind-behavior-data)."""
+        if bucket not in self._sources:
+            self._sources[bucket] = ObjectStore(bucket, client=self.cache.client)
+        return self._sources[bucket]
+
+    def table_key(self, spec: TableSpec) -> str:
+        return layout.table_key(self.folder, spec.name)
+
+    def upstream(self, name: str, columns: list[str] | None = None) -> pa.Table:
+        """The current file of a table this one reads; MissingInput if there is none."""
+        table = self.cache.read_table(layout.table_key(self.folder, name), columns=columns)
+        if table is None:
+            raise MissingInput(f"input table {name} has no file yet; build it first")
+        return table
+
+    def upstream_sha(self, name: str) -> str | None:
+        info = self.cache.head(layout.table_key(self.folder, name))
+        return None if info is None else info.metadata.get("sha256")
+
+    def write(self, spec: TableSpec, table: pa.Table, fingerprint: str) -> WriteResult:
+        """Write a non-partitioned table and its columns file."""
+        result = self.cache.write_table(
+            self.table_key(spec),
+            table,
+            metadata={"input-fingerprint": fingerprint, "run-id": self.run_id},
+        )
+        if result.changed or self.cache.head(layout.columns_key(self.folder, spec.name)) is None:
+            self.cache.put_json(
+                layout.columns_key(self.folder, spec.name), {"columns": table.column_names}
+            )
+        return result
+
+
+class Table(Protocol):
+    """What the worker needs from a table module's TABLE."""
+
+    spec: TableSpec
+
+    def build(self, ctx: BuildContext) -> TableResult: ...
+
+
+def rows_to_arrow(rows: list[Row], schema: pa.Schema, malformed: MalformedLog) -> pa.Table:
+    """Rows as an arrow table of exactly ``schema``; rows that do not fit are counted.
+
+    Converting all rows at once is fast; only if that fails do we convert row by row
+    to find (and skip) the offenders, so one bad value never sinks the table.
+    """
+    try:
+        return pa.Table.from_pylist(rows, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        good: list[Row] = []
+        for row in rows:
+            try:
+                pa.Table.from_pylist([row], schema=schema)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
+                malformed.add(str(row.get(ID_COL) or row.get("name") or "?"), f"bad value: {exc}")
+                continue
+            good.append(row)
+        return pa.Table.from_pylist(good, schema=schema)
+
+
+def fingerprint_of(spec: TableSpec, revision: int, inputs: Any) -> str:
+    """Hash of everything a build's output depends on: code, schema and inputs."""
+    payload = json.dumps(
+        {"package": __version__, "revision": revision, "schema": str(spec.schema), "inputs": inputs},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+# -- listings: which records a RecordTable covers, with their _last_modified --------
+
+
+class Listing(Protocol):
+    def list_modified(self, ctx: BuildContext) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True)
+class AllRecords:
+    """Every DocDB record matching a filter (one cheap `_id, _last_modified` listing)."""
+
+    filter: dict = field(default_factory=dict)
+
+    def list_modified(self, ctx: BuildContext) -> dict[str, str]:
+        return ctx.docdb().list_modified(self.filter)
+
+
+@dataclass(frozen=True)
+class AssetsWhere:
+    """Records selected from asset_basics: no DocDB request to list them."""
+
+    where: Callable[[pa.Table], pa.Array]
+    columns: tuple[str, ...] = ()
+
+    def list_modified(self, ctx: BuildContext) -> dict[str, str]:
+        basics = ctx.upstream("asset_basics", columns=["_id", "_last_modified", *self.columns])
+        selected = basics.filter(self.where(basics))
+        return dict(
+            zip(
+                selected["_id"].to_pylist(),
+                (m or "" for m in selected["_last_modified"].to_pylist()),
+                strict=True,
+            )
+        )
+
+
+@dataclass
+class RecordTable:
+    """A table whose rows each come from one DocDB record.
+
+    ``rows(record)`` returns the record's rows (dicts keyed by column name); it may
+    raise (``MalformedRecord`` or anything else) and the record is then skipped and
+    counted. ``finish(table)`` may rewrite columns that depend on all rows.
+    Only records that are new or whose ``_last_modified`` changed are fetched; rows
+    of the others come from the previous build's state file.
+    """
+
+    spec: TableSpec
+    listing: Listing
+    projection: tuple[str, ...]
+    rows: Callable[[dict], Iterable[Row]]
+    finish: Callable[[pa.Table], pa.Table] | None = None
+    sort_by: tuple[str, ...] = ()
+    revision: int = 1
+
+    @property
+    def state_schema(self) -> pa.Schema:
+        return pa.schema([*_STATE_FIELDS, *self.spec.schema])
+
+    def build(self, ctx: BuildContext) -> TableResult:
+        listing = self.listing.list_modified(ctx)
+        fingerprint = fingerprint_of(self.spec, self.revision, sorted(listing.items()))
+        state_key = layout.state_key(ctx.folder, self.spec.name)
+        state_info = ctx.cache.head(state_key)
+        table_info = ctx.cache.head(ctx.table_key(self.spec))
+        if (
+            state_info is not None
+            and table_info is not None
+            and state_info.metadata.get("input-fingerprint") == fingerprint
+        ):
+            state = ctx.cache.read_table(state_key, columns=[MARK_COL])
+            _count_carried_malformed(state, ctx.malformed)
+            return TableResult(
+                status="unchanged",
+                rows=int(table_info.metadata.get("rows", 0)),
+                content_sha256=table_info.metadata.get("sha256"),
+                message="no record changed since the last build",
+            )
+
+        previous = self._previous_state(ctx, state_key, state_info)
+        kept = _unchanged_rows(previous, listing)
+        kept_ids = set(kept[ID_COL].to_pylist())
+        changed = [rid for rid in listing if rid not in kept_ids]
+        logger.info(
+            "incremental build",
+            extra={"table": self.spec.name, "records": len(listing), "changed": len(changed)},
+        )
+        fresh = self._rows_of_changed(ctx, changed, listing)
+        state = pa.concat_tables([kept, fresh]).sort_by([(ID_COL, "ascending")])
+        _count_carried_malformed(kept, ctx.malformed)
+
+        published = state.filter(pc.is_null(state[MARK_COL])).drop_columns(
+            [ID_COL, MODIFIED_COL, MARK_COL]
+        )
+        if self.finish is not None:
+            published = self.finish(published)
+        if self.sort_by:
+            published = published.sort_by([(c, "ascending") for c in self.sort_by])
+        published = published.select(self.spec.column_names).cast(self.spec.schema)
+        written = ctx.write(self.spec, published, fingerprint)
+        # State after the table: if this PUT fails the next build only re-fetches more.
+        ctx.cache.write_table(state_key, state, metadata={"input-fingerprint": fingerprint})
+        return TableResult(
+            status="succeeded" if written.changed else "unchanged",
+            rows=written.rows,
+            bytes_written=written.bytes_written,
+            content_sha256=written.sha256,
+            message=f"{len(changed)} of {len(listing)} records fetched",
+        )
+
+    def _previous_state(self, ctx: BuildContext, key: str, info: Any) -> pa.Table:
+        empty = self.state_schema.empty_table()
+        if info is None:
+            return empty
+        state = ctx.cache.read_table(key)
+        if state is None or not state.schema.equals(self.state_schema):
+            return empty  # the schema changed: rebuild everything
+        return state
+
+    def _rows_of_changed(
+        self, ctx: BuildContext, changed: list[str], listing: dict[str, str]
+    ) -> pa.Table:
+        rows: list[Row] = []
+        for record in ctx.docdb().fetch_by_ids(changed, projection_of(self.projection)):
+            try:
+                rid = record_id(record)
+            except MalformedRecord as exc:
+                ctx.malformed.add("?", str(exc))
+                continue
+            modified = listing.get(rid, "")
+            bookkeeping = {ID_COL: rid, MODIFIED_COL: modified}
+            try:
+                produced = list(self.rows(record))
+            except Exception as exc:  # one bad record must not sink the table
+                ctx.malformed.add(rid, f"{type(exc).__name__}: {exc}")
+                rows.append({**bookkeeping, MARK_COL: f"malformed: {exc}"[:300]})
+                continue
+            if not produced:
+                rows.append({**bookkeeping, MARK_COL: "empty"})
+            rows.extend({**row, **bookkeeping, MARK_COL: None} for row in produced)
+        before = ctx.malformed.count
+        table = rows_to_arrow(rows, self.state_schema, ctx.malformed)
+        if ctx.malformed.count > before:
+            # A row that did not fit the schema: remember its record as malformed so
+            # an unchanged record is not fetched again on every run.
+            bad = set(_ids(rows)) - set(table[ID_COL].to_pylist())
+            markers = [
+                {ID_COL: rid, MODIFIED_COL: listing.get(rid, ""), MARK_COL: "malformed: bad value"}
+                for rid in sorted(bad)
+            ]
+            table = pa.concat_tables(
+                [table, pa.Table.from_pylist(markers, schema=self.state_schema)]
+            )
+        return table
+
+
+def _ids(rows: list[Row]) -> list[str]:
+    return [row[ID_COL] for row in rows]
+
+
+def _unchanged_rows(previous: pa.Table, listing: dict[str, str]) -> pa.Table:
+    """Rows of the previous state whose record still exists with the same _last_modified."""
+    if previous.num_rows == 0:
+        return previous
+    current = pa.array(
+        [listing.get(rid) for rid in previous[ID_COL].to_pylist()], type=pa.string()
+    )
+    same = pc.fill_null(pc.equal(current, previous[MODIFIED_COL]), False)
+    return previous.filter(same)
+
+
+def _count_carried_malformed(state: pa.Table, malformed: MalformedLog) -> None:
+    marks = [m for m in state[MARK_COL].to_pylist() if m and m.startswith("malformed")]
+    malformed.count += len(marks)
+
+
+@dataclass
+class DerivedTable:
+    """A table computed from other tables (and sources the module reads itself).
+
+    ``derive(ctx)`` returns rows or an arrow table. Unless ``volatile``, the build is
+    skipped when none of the upstream tables' contents changed since the last build.
+    ``extra_inputs(ctx)`` may add more to that fingerprint (e.g. source object ETags).
+    """
+
+    spec: TableSpec
+    derive: Callable[[BuildContext], pa.Table | list[Row]]
+    volatile: bool = False
+    extra_inputs: Callable[[BuildContext], Any] | None = None
+    revision: int = 1
+
+    def build(self, ctx: BuildContext) -> TableResult:
+        inputs: dict[str, Any] = {name: ctx.upstream_sha(name) for name in self.spec.depends_on}
+        missing = [name for name, sha in inputs.items() if sha is None]
+        if missing:
+            raise MissingInput(f"input tables without a file: {', '.join(missing)}")
+        if self.extra_inputs is not None:
+            inputs["extra"] = self.extra_inputs(ctx)
+        if self.volatile:
+            inputs["built_at"] = time.time()
+        fingerprint = fingerprint_of(self.spec, self.revision, inputs)
+        current = ctx.cache.head(ctx.table_key(self.spec))
+        if current is not None and current.metadata.get("input-fingerprint") == fingerprint:
+            return TableResult(
+                status="unchanged",
+                rows=int(current.metadata.get("rows", 0)),
+                content_sha256=current.metadata.get("sha256"),
+                message="inputs unchanged since the last build",
+            )
+        produced = self.derive(ctx)
+        if isinstance(produced, pa.Table):
+            table = produced.select(self.spec.column_names).cast(self.spec.schema)
+        else:
+            table = rows_to_arrow(produced, self.spec.schema, ctx.malformed)
+        written = ctx.write(self.spec, table, fingerprint)
+        return TableResult(
+            status="succeeded" if written.changed else "unchanged",
+            rows=written.rows,
+            bytes_written=written.bytes_written,
+            content_sha256=written.sha256,
+        )
+
+
+def distinct_sorted(table: pa.Table, column: str) -> pa.Table:
+    """Distinct non-null, non-empty values of one column, sorted, as a one-column table."""
+    values = pc.unique(table[column].combine_chunks().drop_null())
+    values = values.filter(pc.not_equal(values, ""))
+    return pa.table({column: values.sort()})

@@ -1,0 +1,35 @@
+"""The table modules, and the one map from table name to its build.
+
+Add a table: declare its spec in ``biodata_cache.catalog``, write a module here
+with a ``TABLE`` (a RecordTable, DerivedTable or PartitionedTable), list it below.
+"""
+
+from __future__ import annotations
+
+from biodata_cache.catalog import TABLES, get_spec
+from bdc_sync.framework import Table
+from bdc_sync.tables import asset_basics, source_data, unique_values
+
+_BUILDS: tuple[Table, ...] = (
+    asset_basics.TABLE,
+    unique_values.PROJECT_NAMES,
+    unique_values.SUBJECT_IDS,
+    unique_values.GENOTYPES,
+    source_data.TABLE,
+)
+
+BUILDS: dict[str, Table] = {build.spec.name: build for build in _BUILDS}
+
+
+def build_of(name: str) -> Table:
+    """The build of a table (a companion table maps to the build that writes it)."""
+    spec = get_spec(name)
+    target = spec.built_with or spec.name
+    if target not in BUILDS:
+        raise NotImplementedError(f"table {name} has no build yet")
+    return BUILDS[target]
+
+
+def buildable_tables() -> list[str]:
+    """Tables with a build of their own, in catalog order."""
+    return [name for name in TABLES if name in BUILDS]

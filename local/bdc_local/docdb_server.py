@@ -1,0 +1,975 @@
+"""A local HTTP stand-in for the AIND metadata DocDB REST API.
+
+The production sync code reads the metadata database only through
+``aind_data_access_api.document_db.MetadataDbClient``, which talks to an AWS API
+Gateway in front of DocumentDB. This module serves the same read protocol from an
+in-memory corpus so the code can be exercised end to end on a laptop or in CI:
+
+``GET  /{v1|v2}/metadata_index/data_assets/find``
+    query parameters ``filter``, ``projection``, ``sort`` (JSON text, optional),
+    ``limit`` and ``skip`` (integers; ``limit=0`` means no limit). Answers a JSON array
+    and, like the real gateway, returns *fewer* records than asked for when the page
+    would exceed the payload limit (at least one record whenever any match), so the
+    client's skip-pagination is exercised.
+``POST /{v1|v2}/metadata_index/data_assets/aggregate``
+    a JSON array (the pipeline) in the body; answers a JSON array. A result larger than
+    the payload limit is answered with 413, as the real gateway cannot return it either.
+``GET  /{v1|v2}/metadata_index/data_assets/count_documents``
+    optional ``filter``; answers ``{"total_record_count": N, "filtered_record_count": M}``.
+
+Beyond the protocol it models what matters for performance and robustness tests:
+indexes on ``_id``, ``name`` and ``subject.subject_id`` (equality and ``$in`` are
+answered without a scan), injected latency per request and per returned record,
+injected 429/503 faults with a seeded RNG, a "down" switch, and request statistics.
+Test-only endpoints live under ``/_admin/`` (stats, config, upsert, delete, health).
+
+Run it in the foreground (the local stack starts it as a subprocess)::
+
+    python -m bdc_local.docdb_server --corpus corpus.jsonl --port 0 --port-file port.txt
+
+Records handed to the server are stored as given (not copied) and must not be
+mutated afterwards: their JSON is cached and they are indexed on insertion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
+
+from bdc_local import mongo
+
+log = logging.getLogger(__name__)
+
+DATABASE = "metadata_index"
+COLLECTION = "data_assets"
+VERSIONS = ("v1", "v2")
+ENDPOINTS = ("find", "aggregate", "count_documents")
+ENDPOINT_METHODS = {"find": "GET", "aggregate": "POST", "count_documents": "GET"}
+# Fields with an index; equality and $in on them are answered without a scan, like
+# the indexes the real collection has on these fields.
+INDEXED_FIELDS = ("_id", "name", "subject.subject_id")
+# Most recent find selections kept for skip-pagination (one query paged by `skip` would
+# otherwise rescan and resort the corpus for every page).
+SELECTION_CACHE_SIZE = 16
+
+JSON = Any
+
+
+def dumps(value: JSON) -> str:
+    """Compact JSON; ASCII-only so that len(text) equals the payload size in bytes."""
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def load_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Records from a JSON Lines file (one object per line; ``.gz`` is decompressed).
+
+    A file whose first non-blank character is ``[`` is read as one JSON array instead,
+    which makes single fixture files usable too.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        text = handle.read()
+    if text.lstrip().startswith("["):
+        records = json.loads(text)
+    else:
+        records = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: invalid JSON: {exc}") from exc
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise ValueError(f"{path}: expected JSON objects, one per line")
+    return records
+
+
+class PayloadTooLargeError(Exception):
+    """An aggregate result that the gateway could not return in one response."""
+
+
+# --------------------------------------------------------------------------------------
+# The in-memory collection
+# --------------------------------------------------------------------------------------
+def _record_key(record_id: Any) -> Hashable:
+    """Dictionary key for an ``_id`` value, consistent with Mongo equality."""
+    if mongo.is_scalar(record_id):
+        return mongo.hash_key(record_id)
+    return ("json", json.dumps(record_id, sort_keys=True, default=str))
+
+
+def _index_keys(record: Mapping[str, Any], parts: Sequence[str]) -> list[Hashable] | None:
+    """Keys of ``record`` in the index on ``parts``, or None if it must always be rechecked.
+
+    Arrays and documents cannot be looked up by hash (Mongo equality also matches array
+    elements and whole arrays), so records holding them are kept on a small side list
+    that every indexed lookup includes and the full filter then rechecks.
+    """
+    keys: list[Hashable] = []
+    for value in mongo.resolve(record, parts):
+        if not mongo.is_scalar(value):
+            return None
+        keys.append(mongo.hash_key(value))
+    return keys
+
+
+def _index_values(condition: Any) -> list[Any] | None:
+    """Query values an index can look up for ``{field: condition}``, else None (scan)."""
+    if isinstance(condition, dict):
+        if not condition or not next(iter(condition)).startswith("$"):
+            return None  # equality with a whole document
+        if "$in" in condition:
+            values = condition["$in"]
+        elif "$eq" in condition:
+            values = [condition["$eq"]]
+        else:
+            return None
+        if isinstance(values, list) and all(mongo.is_scalar(v) for v in values):
+            return values
+        return None
+    if mongo.is_scalar(condition):
+        return [condition]
+    return None
+
+
+class Collection:
+    """Records of one API version in insertion order, with indexes and a JSON cache.
+
+    Not thread-safe on its own; :class:`DocDBServer` serialises access with a lock.
+    """
+
+    def __init__(self, records: Iterable[dict[str, Any]] = ()) -> None:
+        # Python dicts keep insertion order, which gives the stable natural order that
+        # skip-pagination relies on; replacing a record keeps its position.
+        self._records: dict[Hashable, dict[str, Any]] = {}
+        self._seq: dict[Hashable, int] = {}
+        self._next_seq = 0
+        self._index_parts = {name: mongo.split_path(name) for name in INDEXED_FIELDS}
+        self._index: dict[str, dict[Hashable, list[Hashable]]] = {f: {} for f in INDEXED_FIELDS}
+        self._unindexed: dict[str, dict[Hashable, None]] = {f: {} for f in INDEXED_FIELDS}
+        self._json: dict[Hashable, str] = {}
+        self._selections: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self.upsert(records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def records(self) -> list[dict[str, Any]]:
+        """All records in natural (insertion) order."""
+        return list(self._records.values())
+
+    # -- mutation ------------------------------------------------------------------
+    def upsert(self, records: Iterable[dict[str, Any]]) -> tuple[int, int]:
+        """Replace records by ``_id`` (in place) or append them; returns (inserted, replaced)."""
+        inserted = replaced = 0
+        for record in records:
+            if not isinstance(record, dict):
+                raise mongo.QueryError("records must be JSON objects")
+            if record.get("_id") is None:
+                # DocumentDB would assign an ObjectId; a uuid keeps _id a plain string.
+                record = {"_id": str(uuid.uuid4()), **record}
+            key = _record_key(record["_id"])
+            old = self._records.get(key)
+            if old is not None:
+                self._unindex(key, old)
+                replaced += 1
+            else:
+                self._seq[key] = self._next_seq
+                self._next_seq += 1
+                inserted += 1
+            self._records[key] = record
+            self._json.pop(key, None)
+            self._index_record(key, record)
+        self._selections.clear()
+        return inserted, replaced
+
+    def delete(self, ids: Iterable[Any]) -> int:
+        """Remove records by ``_id``; returns how many existed."""
+        deleted = 0
+        for record_id in ids:
+            key = _record_key(record_id)
+            record = self._records.pop(key, None)
+            if record is None:
+                continue
+            self._unindex(key, record)
+            self._seq.pop(key, None)
+            self._json.pop(key, None)
+            deleted += 1
+        self._selections.clear()
+        return deleted
+
+    def _index_record(self, key: Hashable, record: dict[str, Any]) -> None:
+        for name, parts in self._index_parts.items():
+            keys = _index_keys(record, parts)
+            if keys is None:
+                self._unindexed[name][key] = None
+                continue
+            index = self._index[name]
+            for index_key in dict.fromkeys(keys):
+                index.setdefault(index_key, []).append(key)
+
+    def _unindex(self, key: Hashable, record: dict[str, Any]) -> None:
+        for name, parts in self._index_parts.items():
+            self._unindexed[name].pop(key, None)
+            keys = _index_keys(record, parts) or []
+            index = self._index[name]
+            for index_key in dict.fromkeys(keys):
+                bucket = index.get(index_key)
+                if bucket is None:
+                    continue
+                if key in bucket:
+                    bucket.remove(key)
+                if not bucket:
+                    del index[index_key]
+
+    # -- queries -------------------------------------------------------------------
+    def candidates(self, filter_query: Any) -> list[dict[str, Any]] | None:
+        """A superset of the matches found through an index, in natural order.
+
+        Looks at equality/``$in`` on indexed fields at the top level of the filter and
+        inside a top-level ``$and``; returns None when the filter needs a full scan.
+        The caller still applies the whole filter to the candidates.
+        """
+        if not isinstance(filter_query, dict) or not filter_query:
+            return None
+        clauses = [filter_query]
+        conjunction = filter_query.get("$and")
+        if isinstance(conjunction, list):
+            clauses.extend(c for c in conjunction if isinstance(c, dict))
+        best: set[Hashable] | None = None
+        for clause in clauses:
+            for name in INDEXED_FIELDS:
+                if name not in clause:
+                    continue
+                values = _index_values(clause[name])
+                if values is None:
+                    continue
+                found: set[Hashable] = set(self._unindexed[name])
+                index = self._index[name]
+                for value in values:
+                    found.update(index.get(mongo.hash_key(value), ()))
+                if best is None or len(found) < len(best):
+                    best = found
+        if best is None:
+            return None
+        seq = self._seq
+        keys = sorted((k for k in best if k in seq), key=seq.__getitem__)
+        return [self._records[k] for k in keys]
+
+    def select(self, filter_query: Any, sort: Any) -> list[dict[str, Any]]:
+        """Records matching ``filter_query`` in ``sort`` order (or natural order)."""
+        cache_key = dumps([filter_query, sort])
+        cached = self._selections.get(cache_key)
+        if cached is not None:
+            self._selections.move_to_end(cache_key)
+            return cached
+        predicate = mongo.compile_filter(filter_query)
+        if sort:
+            mongo.sort_records([], sort)  # validate before scanning
+        if not filter_query:
+            selected = list(self._records.values())
+        else:
+            pool = self.candidates(filter_query)
+            source: Iterable[dict[str, Any]] = self._records.values() if pool is None else pool
+            selected = [r for r in source if predicate(r)]
+        if sort:
+            selected = mongo.sort_records(selected, sort)
+        self._selections[cache_key] = selected
+        if len(self._selections) > SELECTION_CACHE_SIZE:
+            self._selections.popitem(last=False)
+        return selected
+
+    def count(self, filter_query: Any) -> int:
+        """Number of records matching ``filter_query``."""
+        if not filter_query:
+            return len(self._records)
+        predicate = mongo.compile_filter(filter_query)
+        pool = self.candidates(filter_query)
+        source: Iterable[dict[str, Any]] = self._records.values() if pool is None else pool
+        return sum(1 for r in source if predicate(r))
+
+    def aggregate(self, pipeline: Any) -> list[dict[str, Any]]:
+        """Run a pipeline; a leading ``$match`` uses the indexes when it can."""
+        stages = mongo.compile_pipeline(pipeline)
+        docs: list[dict[str, Any]] | None = None
+        if stages and "$match" in pipeline[0]:
+            pool = self.candidates(pipeline[0]["$match"])
+            if pool is not None:
+                docs = stages[0](pool)
+                stages = stages[1:]
+        if docs is None:
+            docs = list(self._records.values())
+        for stage in stages:
+            docs = stage(docs)
+        return docs
+
+    def to_json(self, doc: Any) -> str:
+        """JSON of ``doc``, cached when it is one of the stored records (unprojected)."""
+        if isinstance(doc, dict):
+            record_id = doc.get("_id", mongo.MISSING)
+            if record_id is not mongo.MISSING and mongo.is_scalar(record_id):
+                key = mongo.hash_key(record_id)
+                if self._records.get(key) is doc:
+                    text = self._json.get(key)
+                    if text is None:
+                        text = self._json[key] = dumps(doc)
+                    return text
+        return dumps(doc)
+
+
+# --------------------------------------------------------------------------------------
+# Configuration and statistics
+# --------------------------------------------------------------------------------------
+@dataclass
+class ServerConfig:
+    """Run-time behaviour of the stand-in; change it with :meth:`DocDBServer.configure`."""
+
+    payload_limit_bytes: int = 6_000_000
+    latency_ms: float = 0.0
+    per_record_ms: float = 0.0
+    fault_rate: float = 0.0
+    fault_statuses: tuple[int, ...] = (429, 503)
+    down: bool = False
+    # The real gateway cannot return an aggregate result over the payload limit.
+    enforce_aggregate_limit: bool = True
+
+
+def _validated(config: ServerConfig, changes: Mapping[str, Any]) -> ServerConfig:
+    """A copy of ``config`` with ``changes`` applied, rejecting bad keys and values."""
+    values = asdict(config)
+    for name, value in changes.items():
+        if name not in values:
+            raise ValueError(f"unknown config option: {name!r}")
+        values[name] = value
+
+    def number(name: str, low: float, high: float = float("inf")) -> float:
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ValueError(f"{name} must be a number in [{low}, {high}]")
+        return float(value)
+
+    limit = values["payload_limit_bytes"]
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError("payload_limit_bytes must be a positive integer")
+    statuses = values["fault_statuses"]
+    if (
+        not isinstance(statuses, (list, tuple))
+        or not statuses
+        or not all(isinstance(s, int) and not isinstance(s, bool) and 400 <= s <= 599 for s in statuses)
+    ):
+        raise ValueError("fault_statuses must be a non-empty list of HTTP error statuses")
+    for flag in ("down", "enforce_aggregate_limit"):
+        if not isinstance(values[flag], bool):
+            raise ValueError(f"{flag} must be a boolean")
+    return ServerConfig(
+        payload_limit_bytes=limit,
+        latency_ms=number("latency_ms", 0.0),
+        per_record_ms=number("per_record_ms", 0.0),
+        fault_rate=number("fault_rate", 0.0, 1.0),
+        fault_statuses=tuple(statuses),
+        down=values["down"],
+        enforce_aggregate_limit=values["enforce_aggregate_limit"],
+    )
+
+
+@dataclass
+class _Stats:
+    requests_total: int = 0
+    requests_by_endpoint: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys((*ENDPOINTS, "other"), 0)
+    )
+    responses_by_status: dict[str, int] = field(default_factory=dict)
+    records_returned: int = 0
+    response_bytes: int = 0
+    faults_injected: int = 0
+    processing_seconds: float = 0.0
+    injected_latency_seconds: float = 0.0
+
+
+@dataclass
+class _Response:
+    status: int
+    payload: bytes
+    records: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    endpoint: str | None = None  # None: an admin request, left out of the statistics
+    processing_seconds: float = 0.0
+
+
+def _json_response(status: int, value: JSON, endpoint: str | None = None) -> _Response:
+    return _Response(status, dumps(value).encode(), endpoint=endpoint)
+
+
+def _error(status: int, message: str, endpoint: str | None = None) -> _Response:
+    return _json_response(status, {"message": message}, endpoint)
+
+
+_FAULT_MESSAGES = {429: "Too Many Requests", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Endpoint request timed out"}
+
+
+# --------------------------------------------------------------------------------------
+# HTTP plumbing
+# --------------------------------------------------------------------------------------
+class _HTTPServer(ThreadingHTTPServer):
+    """Threading HTTP server that remembers open connections so stop() can close them."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], docdb: DocDBServer) -> None:
+        self.docdb = docdb
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host name (socket.getfqdn), which can
+        # stall for seconds without DNS; the name is not needed here.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def close_connections(self) -> None:
+        with self.connections_lock:
+            connections = list(self.connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    # HTTP/1.1 keep-alive so a requests.Session reuses its connection, as it would
+    # with the real gateway; Nagle off so small responses are not delayed by 40 ms.
+    protocol_version = "HTTP/1.1"
+    server_version = "LocalDocDB/1.0"
+    disable_nagle_algorithm = True
+    timeout = 600
+
+    def setup(self) -> None:
+        super().setup()
+        server = cast(_HTTPServer, self.server)
+        with server.connections_lock:
+            server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        server = cast(_HTTPServer, self.server)
+        with server.connections_lock:
+            server.connections.discard(self.connection)
+        super().finish()
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline().strip():
+                        pass  # trailers
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _dispatch(self, method: str) -> None:
+        body = self._read_body()
+        url = urlsplit(self.path)
+        docdb = cast(_HTTPServer, self.server).docdb
+        response = docdb.handle(method, url.path, url.query, body)
+        self.send_response(response.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(response.payload)))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(response.payload)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+        log.debug("%s - %s", self.address_string(), format % args)
+
+
+# --------------------------------------------------------------------------------------
+# The server
+# --------------------------------------------------------------------------------------
+class DocDBServer:
+    """The DocDB REST API stand-in, served from a background thread.
+
+    Use as a context manager or call :meth:`start` / :meth:`stop`. ``host`` (the
+    ``"127.0.0.1:PORT"`` form ``MetadataDbClient(host=...)`` takes) and ``url`` are
+    available once started; pair the client with
+    ``bdc_sync.docdb_session.build_session(plain_http=True)`` since this server speaks
+    plain HTTP while the client always builds ``https://`` URLs.
+    """
+
+    def __init__(
+        self,
+        records_v2: Iterable[dict[str, Any]] | None = None,
+        records_v1: Iterable[dict[str, Any]] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        payload_limit_bytes: int = 6_000_000,
+        latency_ms: float = 0.0,
+        per_record_ms: float = 0.0,
+        fault_rate: float = 0.0,
+        fault_statuses: Sequence[int] = (429, 503),
+        seed: int = 0,
+    ) -> None:
+        self._collections = {
+            "v1": Collection(records_v1 or ()),
+            "v2": Collection(records_v2 or ()),
+        }
+        # One lock for data access: query evaluation is CPU-bound under the GIL anyway,
+        # and it keeps upserts atomic with respect to in-flight queries.
+        self._data_lock = threading.RLock()
+        self._config = _validated(
+            ServerConfig(),
+            {
+                "payload_limit_bytes": payload_limit_bytes,
+                "latency_ms": latency_ms,
+                "per_record_ms": per_record_ms,
+                "fault_rate": fault_rate,
+                "fault_statuses": tuple(fault_statuses),
+            },
+        )
+        self._config_lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._stats = _Stats()
+        self._stats_lock = threading.Lock()
+        self._bind = (host, port)
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_files(
+        cls,
+        corpus: str | os.PathLike[str] | None,
+        corpus_v1: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> DocDBServer:
+        """A server over corpora read with :func:`load_jsonl` (not started yet)."""
+        return cls(
+            load_jsonl(corpus) if corpus else None,
+            load_jsonl(corpus_v1) if corpus_v1 else None,
+            **kwargs,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> DocDBServer:
+        """Bind and serve in a daemon thread; returns self."""
+        if self._httpd is not None:
+            return self
+        self._httpd = _HTTPServer(self._bind, self)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="docdb-server",
+            daemon=True,
+        )
+        self._thread.start()
+        log.info("local DocDB listening on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket and open connections."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.close_connections()
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> DocDBServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (after :meth:`start`)."""
+        if self._httpd is None:
+            raise RuntimeError("server not started")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def host(self) -> str:
+        """``"127.0.0.1:PORT"``: the form ``MetadataDbClient(host=...)`` expects."""
+        return f"{self._bind[0]}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """``"http://127.0.0.1:PORT"``."""
+        return f"http://{self.host}"
+
+    # -- Python-side admin operations ----------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """Counters since the last reset (API requests only, not /_admin/ ones)."""
+        with self._stats_lock:
+            return json.loads(json.dumps(asdict(self._stats)))
+
+    def reset_stats(self) -> None:
+        """Zero every counter."""
+        with self._stats_lock:
+            self._stats = _Stats()
+
+    def config(self) -> dict[str, Any]:
+        """The current run-time configuration."""
+        with self._config_lock:
+            values = asdict(self._config)
+        values["fault_statuses"] = list(values["fault_statuses"])
+        return values
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        """Change ``latency_ms``, ``per_record_ms``, ``fault_rate``, ``fault_statuses``,
+        ``down``, ``payload_limit_bytes``, ``enforce_aggregate_limit`` (and ``seed``,
+        which reseeds the fault RNG) at run time; returns the new configuration.
+        """
+        seed = changes.pop("seed", None)
+        with self._config_lock:
+            self._config = _validated(self._config, changes)
+            if seed is not None:
+                self._rng.seed(seed)
+        return self.config()
+
+    def upsert(self, records: Iterable[dict[str, Any]], version: str = "v2") -> dict[str, int]:
+        """Replace records by ``_id`` or append them; indexes and caches stay consistent."""
+        collection = self._collection(version)
+        with self._data_lock:
+            inserted, replaced = collection.upsert(records)
+            return {"inserted": inserted, "replaced": replaced, "total": len(collection)}
+
+    def delete(self, ids: Iterable[Any], version: str = "v2") -> dict[str, int]:
+        """Delete records by ``_id``."""
+        collection = self._collection(version)
+        with self._data_lock:
+            deleted = collection.delete(ids)
+            return {"deleted": deleted, "total": len(collection)}
+
+    def records(self, version: str = "v2") -> list[dict[str, Any]]:
+        """A snapshot of the stored records in natural order (do not mutate them)."""
+        collection = self._collection(version)
+        with self._data_lock:
+            return collection.records()
+
+    def _collection(self, version: str) -> Collection:
+        if version not in self._collections:
+            raise ValueError(f"unknown version {version!r}; expected one of {VERSIONS}")
+        return self._collections[version]
+
+    # -- request handling -----------------------------------------------------------
+    def handle(self, method: str, path: str, query: str, body: bytes) -> _Response:
+        """Answer one HTTP request (called from the handler threads)."""
+        if path.startswith("/_admin/"):
+            try:
+                return self._admin(method, path[len("/_admin/") :], query, body)
+            except (ValueError, TypeError) as exc:
+                return _error(400, str(exc))
+        response = self._api(method, path, query, body)
+        with self._config_lock:
+            config = self._config
+        delay = (config.latency_ms + config.per_record_ms * response.records) / 1000.0
+        if delay > 0:
+            time.sleep(delay)
+        self._record(response, delay)
+        return response
+
+    def _record(self, response: _Response, delay: float) -> None:
+        with self._stats_lock:
+            stats = self._stats
+            stats.requests_total += 1
+            endpoint = response.endpoint or "other"
+            stats.requests_by_endpoint[endpoint] = stats.requests_by_endpoint.get(endpoint, 0) + 1
+            status = str(response.status)
+            stats.responses_by_status[status] = stats.responses_by_status.get(status, 0) + 1
+            stats.records_returned += response.records
+            stats.response_bytes += len(response.payload)
+            stats.processing_seconds += response.processing_seconds
+            stats.injected_latency_seconds += delay
+            if response.headers.get("X-Local-Fault"):
+                stats.faults_injected += 1
+
+    def _draw_fault(self, config: ServerConfig) -> int | None:
+        if config.down:
+            return 503
+        if config.fault_rate <= 0:
+            return None
+        with self._config_lock:
+            # Draws happen only while faults are enabled, so a seed reproduces the
+            # same fault sequence for the same sequence of requests.
+            if self._rng.random() >= config.fault_rate:
+                return None
+            return self._rng.choice(config.fault_statuses)
+
+    def _api(self, method: str, path: str, query: str, body: bytes) -> _Response:
+        started = time.perf_counter()
+        parts = path.strip("/").split("/")
+        if len(parts) != 4 or parts[1:3] != [DATABASE, COLLECTION] or parts[3] not in ENDPOINTS:
+            return _error(404, f"Not Found: {path}")
+        version, endpoint = parts[0], parts[3]
+        if version not in self._collections:
+            return _error(404, f"unknown API version: {version}", endpoint)
+        if method != ENDPOINT_METHODS[endpoint]:
+            response = _error(405, f"{method} not allowed on {endpoint}", endpoint)
+            response.headers["Allow"] = ENDPOINT_METHODS[endpoint]
+            return response
+        with self._config_lock:
+            config = self._config
+        fault = self._draw_fault(config)
+        if fault is not None:
+            response = _error(fault, _FAULT_MESSAGES.get(fault, "Injected fault"), endpoint)
+            response.headers["X-Local-Fault"] = "down" if config.down else "random"
+            if fault == 429:
+                response.headers["Retry-After"] = "0"
+            return response
+        try:
+            response = self._answer(endpoint, version, query, body, config)
+        except (mongo.QueryError, ValueError) as exc:
+            response = _error(400, str(exc), endpoint)
+        except PayloadTooLargeError as exc:
+            response = _error(413, str(exc), endpoint)
+        except Exception as exc:  # a bug here must not kill the handler thread
+            log.exception("local DocDB failed on %s %s", method, path)
+            response = _error(500, f"Internal server error: {exc}", endpoint)
+        response.endpoint = endpoint
+        response.processing_seconds = time.perf_counter() - started
+        response.headers["X-Processing-Ms"] = f"{response.processing_seconds * 1000:.3f}"
+        return response
+
+    def _answer(self, endpoint: str, version: str, query: str, body: bytes, config: ServerConfig) -> _Response:
+        params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        collection = self._collections[version]
+        if endpoint == "find":
+            filter_query = _json_param(params, "filter", dict)
+            projection = _json_param(params, "projection", dict)
+            sort = _json_param(params, "sort", (dict, list))
+            limit = abs(_int_param(params, "limit"))
+            skip = _int_param(params, "skip")
+            if skip < 0:
+                raise ValueError("skip must be non-negative")
+            project = mongo.compile_projection(projection) if projection else None
+            with self._data_lock:
+                selected = collection.select(filter_query, sort)
+                texts = _page(selected, skip, limit, config.payload_limit_bytes, collection, project)
+            return _Response(200, ("[" + ",".join(texts) + "]").encode(), records=len(texts))
+        if endpoint == "aggregate":
+            try:
+                pipeline = json.loads(body or b"null")
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"Invalid JSON in request body: {exc}") from exc
+            if not isinstance(pipeline, list):
+                raise ValueError("the request body must be a JSON array (the pipeline)")
+            with self._data_lock:
+                docs = collection.aggregate(pipeline)
+                texts = [collection.to_json(d) for d in docs]
+            size = sum(len(t) for t in texts) + max(len(texts) - 1, 0) + 2
+            if config.enforce_aggregate_limit and size > config.payload_limit_bytes:
+                raise PayloadTooLargeError(
+                    f"Response payload size ({size} bytes) exceeded maximum allowed payload "
+                    f"size ({config.payload_limit_bytes} bytes)"
+                )
+            return _Response(200, ("[" + ",".join(texts) + "]").encode(), records=len(texts))
+        # count_documents
+        filter_query = _json_param(params, "filter", dict)
+        with self._data_lock:
+            total = len(collection)
+            filtered = collection.count(filter_query) if filter_query is not None else total
+        return _json_response(200, {"total_record_count": total, "filtered_record_count": filtered})
+
+    def _admin(self, method: str, name: str, query: str, body: bytes) -> _Response:
+        params = {k: v[-1] for k, v in parse_qs(query).items()}
+        routes = {
+            "health": "GET",
+            "stats": "GET",
+            "reset_stats": "POST",
+            "config": ("GET", "POST"),
+            "upsert": "POST",
+            "delete": "POST",
+        }
+        if name not in routes:
+            return _error(404, f"unknown admin endpoint: {name}")
+        if method not in routes[name]:
+            return _error(405, f"{method} not allowed on /_admin/{name}")
+
+        def payload(kind: type) -> Any:
+            try:
+                value = json.loads(body or b"null")
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"Invalid JSON in request body: {exc}") from exc
+            if not isinstance(value, kind):
+                raise ValueError(f"the request body must be a JSON {kind.__name__}")
+            return value
+
+        version = params.get("version", "v2")
+        if name == "health":
+            with self._data_lock:
+                counts = {v: len(c) for v, c in self._collections.items()}
+            return _json_response(200, {"ok": True, "records": counts})
+        if name == "stats":
+            return _json_response(200, self.stats())
+        if name == "reset_stats":
+            self.reset_stats()
+            return _json_response(200, {"ok": True})
+        if name == "config":
+            if method == "GET":
+                return _json_response(200, self.config())
+            return _json_response(200, self.configure(**payload(dict)))
+        if name == "upsert":
+            return _json_response(200, self.upsert(payload(list), version))
+        return _json_response(200, self.delete(payload(list), version))
+
+
+def _json_param(params: Mapping[str, str], name: str, kind: type | tuple[type, ...]) -> Any:
+    text = params.get(name)
+    if text is None or text == "":
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"Invalid JSON in query parameter {name!r}: {exc}") from exc
+    if value is not None and not isinstance(value, kind):
+        raise ValueError(f"query parameter {name!r} must be a JSON object")
+    return value
+
+
+def _int_param(params: Mapping[str, str], name: str) -> int:
+    text = params.get(name, "0") or "0"
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"query parameter {name!r} must be an integer, got {text!r}") from None
+
+
+def _page(
+    selected: list[dict[str, Any]],
+    skip: int,
+    limit: int,
+    payload_limit: int,
+    collection: Collection,
+    project: Any,
+) -> list[str]:
+    """JSON texts of one find page, cut short where the payload limit would be exceeded."""
+    end = len(selected) if limit == 0 else min(len(selected), skip + limit)
+    texts: list[str] = []
+    size = 2  # the enclosing brackets
+    for i in range(skip, end):
+        record = selected[i]
+        text = collection.to_json(record) if project is None else dumps(project(record))
+        extra = len(text) + (1 if texts else 0)
+        if texts and size + extra > payload_limit:
+            break  # the gateway answers a short page; the client pages on with skip
+        texts.append(text)
+        size += extra
+    return texts
+
+
+# --------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------
+def _write_port_file(path: Path, port: int) -> None:
+    # Written atomically so a watcher never reads a half-written number.
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{port}\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server in the foreground until SIGINT/SIGTERM."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bdc_local.docdb_server",
+        description="Local stand-in for the AIND metadata DocDB REST API.",
+    )
+    parser.add_argument("--corpus", type=Path, help="JSON Lines file of v2 records")
+    parser.add_argument("--corpus-v1", type=Path, help="JSON Lines file of v1 records")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--port-file", type=Path, help="write the bound port here once listening")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--per-record-ms", type=float, default=0.0)
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument(
+        "--fault-statuses",
+        default="429,503",
+        help="comma-separated statuses injected at --fault-rate",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--payload-limit-bytes", type=int, default=6_000_000)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    server = DocDBServer.from_files(
+        args.corpus,
+        args.corpus_v1,
+        host=args.host,
+        port=args.port,
+        payload_limit_bytes=args.payload_limit_bytes,
+        latency_ms=args.latency_ms,
+        per_record_ms=args.per_record_ms,
+        fault_rate=args.fault_rate,
+        fault_statuses=[int(s) for s in args.fault_statuses.split(",") if s.strip()],
+        seed=args.seed,
+    )
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    server.start()
+    if args.port_file:
+        _write_port_file(args.port_file, server.port)
+    counts = {v: len(server.records(v)) for v in VERSIONS}
+    print(f"local DocDB listening on {server.url} (records: {counts})", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""The embedded local stack: moto in server mode plus the local DocDB REST API.
+
+Both run as subprocesses speaking real HTTP, so the production code (boto3 and
+``MetadataDbClient``) runs unchanged; only environment variables point it here.
+The stack creates what ``template.yaml`` creates in AWS: the cache bucket, the work
+and finalize queues with their dead-letter queues, and the run ledger table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHONPATH = os.pathsep.join(
+    str(REPO / part) for part in ("layers/sync", "client/src", "local")
+)
+REGION = "us-west-2"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until(check: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (requests.RequestException, OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not start within {timeout:.0f} s")
+
+
+@dataclass
+class StackConfig:
+    """Names and limits of the local deployment (defaults mirror template.yaml)."""
+
+    bucket: str = "allen-data-views"
+    work_queue: str = "bdc-work"
+    finalize_queue: str = "bdc-finalize"
+    ledger_table: str = "bdc-run-ledger"
+    max_receives: int = 3
+    worker_timeout_seconds: int = 900
+    docdb_latency_ms: float = 0.0
+    docdb_per_record_ms: float = 0.0
+    docdb_fault_rate: float = 0.0
+    docdb_payload_limit_bytes: int = 6_000_000
+    log_level: str = "WARNING"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LocalStack:
+    """A running local stack: endpoints, resource names and the env that wires them."""
+
+    config: StackConfig
+    moto_url: str
+    docdb_url: str
+    env: dict[str, str]
+    work_queue_url: str
+    finalize_queue_url: str
+    work_dlq_url: str
+    finalize_dlq_url: str
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def docdb_host(self) -> str:
+        return self.docdb_url.removeprefix("http://")
+
+    def s3(self) -> Any:
+        return boto3.client("s3", endpoint_url=self.moto_url, region_name=REGION)
+
+    def sqs(self) -> Any:
+        return boto3.client("sqs", endpoint_url=self.moto_url, region_name=REGION)
+
+    def docdb_admin(self, path: str, payload: Any | None = None) -> Any:
+        """Call the local DocDB API's admin endpoints (stats, config, upsert, delete)."""
+        url = f"{self.docdb_url}/_admin/{path}"
+        if payload is None:
+            response = requests.get(url, timeout=60)
+        else:
+            response = requests.post(url, data=json.dumps(payload), timeout=600)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+
+def _env_for(config: StackConfig, moto_url: str, docdb_host: str, queues: dict[str, str]) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "CACHE_BUCKET": config.bucket,
+        "WORK_QUEUE_URL": queues["work"],
+        "FINALIZE_QUEUE_URL": queues["finalize"],
+        "RUN_LEDGER_TABLE": config.ledger_table,
+        "DOCDB_HOST": docdb_host,
+        "DOCDB_PLAIN_HTTP": "true",
+        "SOURCE_BUCKET": "aind-open-data",
+        "BEHAVIOR_BUCKET": "aind-behavior-data",
+        "MAX_RECEIVES": str(config.max_receives),
+        "WORKER_TIMEOUT_SECONDS": str(config.worker_timeout_seconds),
+        "POWERTOOLS_SERVICE_NAME": "biodata-cache",
+        "POWERTOOLS_METRICS_NAMESPACE": "BiodataCache",
+        # Metrics are CloudWatch EMF lines on stdout: noise on one machine.
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": config.log_level,
+        # The client reads the same bucket through the same endpoint.
+        "BIODATA_CACHE_BUCKET": config.bucket,
+        "BIODATA_CACHE_S3_ENDPOINT": moto_url,
+        **config.extra_env,
+    }
+
+
+def _create_resources(config: StackConfig, moto_url: str) -> dict[str, str]:
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )
+    s3 = session.client("s3", endpoint_url=moto_url)
+    s3.create_bucket(Bucket=config.bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    sqs = session.client("sqs", endpoint_url=moto_url)
+    urls: dict[str, str] = {}
+    for role, name, timeout in (
+        ("work", config.work_queue, config.worker_timeout_seconds),
+        ("finalize", config.finalize_queue, 300),
+    ):
+        dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        urls[role] = sqs.create_queue(
+            QueueName=name,
+            Attributes={
+                # As in template.yaml: six times the consumer's timeout.
+                "VisibilityTimeout": str(6 * timeout),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(config.max_receives)}
+                ),
+            },
+        )["QueueUrl"]
+        urls[f"{role}_dlq"] = dlq_url
+    dynamodb = session.client("dynamodb", endpoint_url=moto_url)
+    dynamodb.create_table(
+        TableName=config.ledger_table,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=config.ledger_table,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
+    )
+    return urls
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH}
+    with open(log, "ab") as sink:
+        return subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, env=env)
+
+
+@contextmanager
+def local_stack(
+    corpus: Path,
+    *,
+    corpus_v1: Path | None = None,
+    config: StackConfig | None = None,
+    set_environ: bool = True,
+) -> Iterator[LocalStack]:
+    """Start moto and the DocDB API on free ports, create the resources, set the env.
+
+    The environment variables of the stack are set in ``os.environ`` for the
+    duration (the handlers read their settings from there, as in Lambda).
+    """
+    config = config or StackConfig()
+    workdir = Path(tempfile.mkdtemp(prefix="bdc-stack-"))
+    processes: list[subprocess.Popen] = []
+    saved = dict(os.environ)
+    try:
+        moto_port = free_port()
+        moto_url = f"http://127.0.0.1:{moto_port}"
+        processes.append(
+            _start(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+                workdir / "moto.log",
+            )
+        )
+        port_file = workdir / "docdb.port"
+        docdb_args = [
+            sys.executable, "-m", "bdc_local.docdb_server",
+            "--corpus", str(corpus),
+            "--port", "0",
+            "--port-file", str(port_file),
+            "--latency-ms", str(config.docdb_latency_ms),
+            "--per-record-ms", str(config.docdb_per_record_ms),
+            "--fault-rate", str(config.docdb_fault_rate),
+            "--payload-limit-bytes", str(config.docdb_payload_limit_bytes),
+        ]  # fmt: skip
+        if corpus_v1 is not None:
+            docdb_args += ["--corpus-v1", str(corpus_v1)]
+        processes.append(_start(docdb_args, workdir / "docdb.log"))
+        _wait_until(lambda: requests.get(f"{moto_url}/moto-api/", timeout=1).ok, "moto server")
+        _wait_until(lambda: port_file.exists() and port_file.read_text().strip(), "DocDB API", 300)
+        docdb_url = f"http://127.0.0.1:{int(port_file.read_text().strip())}"
+        _wait_until(lambda: requests.get(f"{docdb_url}/_admin/stats", timeout=1).ok, "DocDB API")
+        urls = _create_resources(config, moto_url)
+        env = _env_for(config, moto_url, docdb_url.removeprefix("http://"), urls)
+        if set_environ:
+            os.environ.update(env)
+        yield LocalStack(
+            config=config,
+            moto_url=moto_url,
+            docdb_url=docdb_url,
+            env=env,
+            work_queue_url=urls["work"],
+            finalize_queue_url=urls["finalize"],
+            work_dlq_url=urls["work_dlq"],
+            finalize_dlq_url=urls["finalize_dlq"],
+            processes=processes,
+        )
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if set_environ:
+            os.environ.clear()
+            os.environ.update(saved)
