@@ -27,8 +27,8 @@ def _finalize(item: FinalizeItem, deps: Runtime) -> dict[str, Any]:
     return finalize_run(item.run_id, deps.settings, deps.ledger, deps.cache)
 
 
-def finalize_message(message: FinalizeMessage) -> None:
-    logger.append_keys(run_id=message.body.run_id)
+def finalize_message(record: FinalizeMessage) -> None:
+    logger.append_keys(run_id=record.body.run_id)
     deps = runtime()
     # The ledger table doubles as the idempotency store (pk/sk keys, TTL on
     # `expiration`): a finalize message delivered twice finalizes once.
@@ -41,7 +41,7 @@ def finalize_message(message: FinalizeMessage) -> None:
     once = idempotent_function(
         data_keyword_argument="item", persistence_store=persistence, config=idempotency
     )(_finalize)
-    once(item=message.body, deps=deps)
+    once(item=record.body, deps=deps)
 
 
 @logger.inject_lambda_context(clear_state=True)

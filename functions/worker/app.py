@@ -18,13 +18,13 @@ metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS, model=WorkMessage)
 
 
-def build_message(message: WorkMessage) -> None:
-    item = message.body
+def build_message(record: WorkMessage) -> None:
+    item = record.body
     logger.append_keys(run_id=item.run_id, table=item.table, chunk=item.chunk)
     deps = runtime()
     outcome = build_work_item(
         item,
-        receive_count=int(message.attributes.ApproximateReceiveCount),
+        receive_count=int(record.attributes.ApproximateReceiveCount),
         settings=deps.settings,
         ledger=deps.ledger,
         queues=deps.queues,

@@ -74,6 +74,10 @@ def hash_key(value: Any) -> Hashable | None:
     ``True`` and ``1`` do not. Raises :class:`TypeError` for documents and arrays,
     which callers compare structurally instead.
     """
+    if type(value) is str:
+        # Strings (ids, names) are by far the most common keys; they key as themselves,
+        # which cannot collide with the tagged tuples below.
+        return value
     if value is None or value is MISSING:
         return None
     if isinstance(value, bool):
@@ -81,7 +85,7 @@ def hash_key(value: Any) -> Hashable | None:
     if _is_number(value):
         return ("n", value)
     if isinstance(value, str):
-        return ("s", value)
+        return str(value)
     raise TypeError(f"unhashable Mongo value of type {type(value).__name__}")
 
 

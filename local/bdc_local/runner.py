@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +28,9 @@ import boto3
 from bdc_sync.flow.ledger import Ledger
 
 REPO = Path(__file__).resolve().parents[2]
+# Powertools warns on every invocation that publishes no metric; with metrics
+# disabled on one machine that is all noise.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict, Any], Any]

@@ -1,0 +1,1 @@
+"""Shared code of the biodata-cache sync Lambda functions (the ``sync`` layer)."""

@@ -1,0 +1,145 @@
+"""Issue 2 end to end: the whole event flow through the HTTP servers.
+
+The tests in this module share one stack and run in order: a nightly run, a second
+run with nothing changed, a run after 1% of records changed, manual runs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+import biodata_cache as client
+from biodata_cache import layout
+from bdc_local.corpus import mutate_records
+from bdc_local.runner import invoke_dispatcher, run_and_wait
+from bdc_local.stack import LocalStack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e_nightly")]
+
+FIRST_TABLES = {"asset_basics", "unique_project_names", "unique_subject_ids", "unique_genotypes", "source_data"}
+FOLDER = layout.package_folder()
+
+
+def read_json(stack: LocalStack, key: str) -> dict | list:
+    body = stack.s3().get_object(Bucket=stack.config.bucket, Key=key)["Body"].read()
+    return json.loads(body)
+
+
+def test_nightly_run_builds_tables_readable_by_the_client(stack: LocalStack, corpus: list[dict]) -> None:
+    result = run_and_wait(stack, workers=4, timeout=600)
+    statuses = {name: item["status"] for name, item in result.tables.items()}
+    assert FIRST_TABLES <= set(statuses)
+    assert all(status == "succeeded" for status in statuses.values()), statuses
+
+    basics = client.asset_basics()
+    assert len(basics) == len({r["_id"] for r in corpus})
+    raw = basics.set_index("name").loc["828418_2026-02-13_18-31-13"]
+    assert list(raw["experimenters_normalized"]) == ["Huy Nguyen"]
+    assert raw["age"] == 199
+    assert list(raw["modalities"]) == ["behavior", "behavior-videos"]
+
+    projects = client.unique_project_names()
+    assert projects == sorted({r["data_description"]["project_name"] for r in corpus
+                               if isinstance(r.get("data_description"), dict)
+                               and r["data_description"].get("project_name")})
+    assert "828418" in client.unique_subject_ids()
+    assert "Dbh-Cre-KI/wt" in client.unique_genotypes()
+    links = client.source_data()
+    vr = links[links["name"] == "828418_2026-02-13_18-31-13_processed_2026-02-14_12-44-45"]
+    assert vr["source_data"].tolist() == ["828418_2026-02-13_18-31-13"]
+
+
+def test_registry_versions_and_report(stack: LocalStack) -> None:
+    registry = read_json(stack, layout.registry_key(FOLDER))
+    entries = {entry["name"]: entry for entry in registry["tables"]}
+    assert set(entries) >= FIRST_TABLES
+    basics = entries["asset_basics"]
+    assert basics["location"] == f"s3://allen-data-views/data-asset-cache/{FOLDER}/asset_basics.pqt"
+    assert basics["partitioned"] is False and basics["partition_key"] is None
+    assert basics["type"] == "metadata"
+    assert basics["columns"][0] == {"name": "_id", "description": "DocDB record ID for the asset"}
+    assert basics["status"] == "ok" and basics["rows"] > 0
+    qc = entries["quality_control"]
+    assert qc["location"].endswith(f"/{FOLDER}/qc/") and qc["partition_key"] == "subject_id"
+    assert read_json(stack, layout.versions_key()) == [FOLDER]
+    report = read_json(stack, layout.latest_run_report_key(FOLDER))
+    assert {t["table"] for t in report["tables"]} >= FIRST_TABLES
+    basics_report = next(t for t in report["tables"] if t["table"] == "asset_basics")
+    assert basics_report["docdb_requests"] > 0 and basics_report["bytes_written"] > 0
+    # The columns file beside each table.
+    assert read_json(stack, layout.columns_key(FOLDER, "source_data")) == {
+        "columns": ["name", "source_data", "pipeline_name", "processing_time"]
+    }
+
+
+def test_unchanged_corpus_fetches_only_the_listing(stack: LocalStack, corpus: list[dict]) -> None:
+    before = {
+        key: stack.s3().head_object(Bucket=stack.config.bucket, Key=layout.table_key(FOLDER, t))["ETag"]
+        for t in FIRST_TABLES
+        for key in [t]
+    }
+    stack.docdb_admin("reset_stats", {})
+    result = run_and_wait(stack, workers=4, timeout=600)
+    stats = stack.docdb_admin("stats")
+    assert {item["status"] for item in result.tables.values()} == {"unchanged"}
+    # One page of `_id, _last_modified` and nothing else: no record fetched in full.
+    assert stats["requests_by_endpoint"]["aggregate"] == 0
+    assert stats["records_returned"] == len(corpus)
+    assert stats["requests_total"] == result.tables["asset_basics"]["docdb_requests"]
+    after = {
+        t: stack.s3().head_object(Bucket=stack.config.bucket, Key=layout.table_key(FOLDER, t))["ETag"]
+        for t in FIRST_TABLES
+    }
+    assert after == before  # nothing rewritten
+
+
+def test_one_percent_changed_fetches_only_those(stack: LocalStack, corpus: list[dict]) -> None:
+    changed = mutate_records(corpus, 0.01, seed=3)
+    assert changed
+    stack.docdb_admin("upsert?version=v2", changed)
+    stack.docdb_admin("reset_stats", {})
+    result = run_and_wait(stack, workers=4, timeout=600)
+    stats = stack.docdb_admin("stats")
+    changed_derived = [
+        r for r in changed
+        if isinstance(r.get("data_description"), dict) and r["data_description"].get("data_level") == "derived"
+    ]
+    # The listing, then exactly the changed records (asset_basics), then the changed
+    # derived ones (source_data).
+    assert stats["records_returned"] == len(corpus) + len(changed) + len(changed_derived)
+    assert result.tables["asset_basics"]["status"] == "succeeded"
+    basics = client.asset_basics().set_index("_id")
+    for record in changed:
+        assert basics.loc[record["_id"], "_last_modified"] == record["_last_modified"]
+
+
+def test_manual_run_of_one_table_updates_the_registry(stack: LocalStack) -> None:
+    before = {e["name"]: e for e in read_json(stack, layout.registry_key(FOLDER))["tables"]}
+    # Remove the file so the manual run must really write it again.
+    stack.s3().delete_object(Bucket=stack.config.bucket, Key=layout.table_key(FOLDER, "source_data"))
+    result = run_and_wait(stack, {"tables": ["source_data"]}, workers=2, timeout=300)
+    assert set(result.tables) == {"source_data"}
+    assert result.tables["source_data"]["status"] == "succeeded"
+    after = {e["name"]: e for e in read_json(stack, layout.registry_key(FOLDER))["tables"]}
+    assert after["source_data"]["last_run_id"] == result.run_id
+    assert after["asset_basics"]["last_run_id"] == before["asset_basics"]["last_run_id"]
+    body = stack.s3().get_object(Bucket=stack.config.bucket, Key=layout.table_key(FOLDER, "source_data"))
+    assert pq.read_table(__import__("io").BytesIO(body["Body"].read())).num_rows > 0
+
+
+def test_bad_manual_requests_enqueue_nothing(stack: LocalStack) -> None:
+    unknown = invoke_dispatcher({"tables": ["asset_basic"]})
+    assert unknown["ok"] is False
+    assert unknown["error"].startswith("unknown table 'asset_basic'; known tables: ")
+    assert "asset_basics" in unknown["error"]
+    malformed = invoke_dispatcher({"table": "asset_basics"})
+    assert malformed["ok"] is False and "malformed run request" in malformed["error"]
+    empty = invoke_dispatcher({"tables": []})
+    assert empty["ok"] is False
+    attributes = stack.sqs().get_queue_attributes(
+        QueueUrl=stack.work_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "0"
