@@ -155,7 +155,9 @@ TRIM_RULES = (
             "pyarrow/_hdfs.*.so",
         ),
     ),
-    TrimRule("pyarrow ORC and CUDA", ("pyarrow/_orc.*.so", "pyarrow/_dataset_orc.*.so", "pyarrow/_cuda.*.so")),
+    TrimRule(
+        "pyarrow ORC and CUDA", ("pyarrow/_orc.*.so", "pyarrow/_dataset_orc.*.so", "pyarrow/_cuda.*.so")
+    ),
     TrimRule("pyarrow C++ test module", ("pyarrow/_pyarrow_cpp_tests.*.so",)),
     TrimRule("pyarrow Gandiva", ("pyarrow/libgandiva.so*", "pyarrow/gandiva.*.so")),
 )
@@ -237,9 +239,7 @@ def read_elf(path: Path) -> ElfInfo | None:
         return None
     shoff = struct.unpack_from("<Q", data, 0x28)[0]
     shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
-    sections = [
-        struct.unpack_from("<IIQQQQIIQQ", data, shoff + index * shentsize) for index in range(shnum)
-    ]
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + index * shentsize) for index in range(shnum)]
     info = ElfInfo()
     for section in sections:
         if section[1] != 6:  # SHT_DYNAMIC
@@ -339,7 +339,7 @@ def trim(python_dir: Path) -> dict[str, int]:
 
     for rule in TRIM_RULES:
         for relative, path, is_dir in list(relative_paths(python_dir)):
-            if is_dir != rule.directories or not path.exists() and not path.is_symlink():
+            if is_dir != rule.directories or (not path.exists() and not path.is_symlink()):
                 continue
             if any(fnmatch.fnmatchcase(relative, pattern) for pattern in rule.patterns):
                 drop(path, rule.name)
@@ -579,11 +579,15 @@ def build_sync_layer(python_dir: Path, deps_names: set[str]) -> dict[str, object
     if SYNC_PACKAGE.is_dir():
         copy_tree(SYNC_PACKAGE, python_dir / "bdc_sync")
 
-    client_modules = {
-        name: path
-        for name, path in python_modules(CLIENT_PACKAGE).items()
-        if name != CLIENT_PACKAGE.name  # its __init__ is replaced by the stub
-    } if CLIENT_PACKAGE.is_dir() else {}
+    client_modules = (
+        {
+            name: path
+            for name, path in python_modules(CLIENT_PACKAGE).items()
+            if name != CLIENT_PACKAGE.name  # its __init__ is replaced by the stub
+        }
+        if CLIENT_PACKAGE.is_dir()
+        else {}
+    )
 
     # Drop client modules with an import that cannot work in Lambda, until none is left.
     staging = python_dir.parent / "client-staging"
@@ -630,7 +634,7 @@ def import_problems(sync_python: Path, deps_python: Path, function_dirs: dict[st
     for package_dir in sorted(p for p in sync_python.iterdir() if p.is_dir()):
         for name, path in python_modules(package_dir).items():
             checks.append((path, name, layer_resolver))
-    for function, code in function_dirs.items():
+    for code in function_dirs.values():
         resolver = Resolver([code, sync_python], third_party)
         for path in sorted(code.rglob("*.py")):
             relative = path.relative_to(code).with_suffix("")
@@ -761,9 +765,10 @@ def print_report(report: dict[str, object]) -> None:
     log("")
     log(f"{'function':<12} {'code MB':>9} {'layers MB':>10} {'total MB':>9} {'limit MB':>9}  ok")
     for name, row in report["functions"].items():
+        ok = "yes" if row["within_limit"] else "NO"
         log(
             f"{name:<12} {row['code_bytes'] / MB:>9.2f} {row['layers_bytes'] / MB:>10.1f} "
-            f"{row['total_bytes'] / MB:>9.1f} {LIMIT_BYTES / MB:>9.0f}  {'yes' if row['within_limit'] else 'NO'}"
+            f"{row['total_bytes'] / MB:>9.1f} {LIMIT_BYTES / MB:>9.0f}  {ok}"
         )
     if report["zip_bytes"]:
         log("zipped: " + ", ".join(f"{k} {v / MB:.1f} MB" for k, v in report["zip_bytes"].items()))

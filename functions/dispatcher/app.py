@@ -15,10 +15,10 @@ from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from biodata_cache.catalog import UnknownTableError
 from bdc_sync.flow.dispatch import BadRunRequest, start_run
 from bdc_sync.flow.events import RunRequest
 from bdc_sync.runtime import runtime
+from biodata_cache.catalog import UnknownTableError
 
 logger = Logger()
 metrics = Metrics()

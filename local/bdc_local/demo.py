@@ -16,11 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from biodata_cache import layout
-from biodata_cache.catalog import ALL_TABLES, TableSpec
 from bdc_local import corpus as corpus_module
 from bdc_local.runner import run_and_wait
 from bdc_local.stack import LocalStack, StackConfig, local_stack
+from biodata_cache import layout
+from biodata_cache.catalog import ALL_TABLES, TableSpec
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,8 +49,6 @@ def table_rows(spec: TableSpec) -> int:
     import biodata_cache as client
 
     if spec.partitioned:
-        import duckdb
-
         con = client.connect()
         try:
             return int(con.execute(f"SELECT count(*) FROM {spec.name}").fetchone()[0])
@@ -94,9 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             folder = result.run["folder"]
             lines = []
             for spec in ALL_TABLES:
-                location = next(
-                    (e["location"] for e in registry_entries() if e["name"] == spec.name), "?"
-                )
+                location = next((e["location"] for e in registry_entries() if e["name"] == spec.name), "?")
                 status = result.tables.get(spec.built_with or spec.name, {}).get("status", "not run")
                 rows = table_rows(spec) if status in {"succeeded", "unchanged"} else 0
                 lines.append({"name": spec.name, "rows": rows, "location": location, "status": status})

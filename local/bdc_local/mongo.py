@@ -347,7 +347,17 @@ def _compile_in(values: Sequence[Any]) -> Condition:
     wants_null = None in hashed
 
     def condition(found: list[Any]) -> bool:
-        for v in _expand(found):
+        for value in found:
+            if type(value) is str:
+                # Fast path: a plain string keys as itself (see hash_key).
+                if value in hashed:
+                    return True
+            elif any_match(value):
+                return True
+        return False
+
+    def any_match(value: Any) -> bool:
+        for v in _expand([value]):
             if v is MISSING or v is None:
                 if wants_null:
                     return True

@@ -18,7 +18,7 @@ import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -74,7 +74,7 @@ def scheduled_event() -> dict[str, Any]:
         "detail-type": "Scheduled Event",
         "source": "aws.events",
         "account": "123456789012",
-        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": "us-west-2",
         "resources": ["arn:aws:events:us-west-2:123456789012:rule/bdc-nightly"],
         "detail": {},
@@ -138,9 +138,9 @@ class QueuePoller:
         self.batch_size = batch_size
         self.before_invoke = before_invoke
         self.sqs = boto3.client("sqs")
-        self.queue_arn = self.sqs.get_queue_attributes(
-            QueueUrl=queue_url, AttributeNames=["QueueArn"]
-        )["Attributes"]["QueueArn"]
+        self.queue_arn = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.invocations = 0
@@ -149,9 +149,7 @@ class QueuePoller:
 
     def start(self) -> QueuePoller:
         for index in range(self.concurrency):
-            thread = threading.Thread(
-                target=self._poll, name=f"{self.function_name}-{index}", daemon=True
-            )
+            thread = threading.Thread(target=self._poll, name=f"{self.function_name}-{index}", daemon=True)
             thread.start()
             self._threads.append(thread)
         return self
@@ -183,7 +181,7 @@ class QueuePoller:
             result = self.handler(event, FakeContext(self.function_name))
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
         except Exception:  # the whole invocation failed: every message returns
-            logger.warning("invocation of %s failed", self.function_name, exc_info=True)
+            logger.info("invocation of %s failed; its messages return to the queue", self.function_name)
             failed = {m["MessageId"] for m in messages}
         with self._lock:
             self.invocations += 1
@@ -204,9 +202,7 @@ class RunResult:
     tables: dict[str, dict[str, Any]]
 
 
-def wait_for_runs(
-    ledger: Ledger, run_ids: list[str], *, timeout: float = 3600.0, poll: float = 0.2
-) -> None:
+def wait_for_runs(ledger: Ledger, run_ids: list[str], *, timeout: float = 3600.0, poll: float = 0.2) -> None:
     """Block until every run is finalized; TimeoutError naming the unfinished ones."""
     deadline = time.monotonic() + timeout
     pending = list(run_ids)

@@ -25,9 +25,7 @@ import boto3
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
-PYTHONPATH = os.pathsep.join(
-    str(REPO / part) for part in ("layers/sync", "client/src", "local")
-)
+PYTHONPATH = os.pathsep.join(str(REPO / part) for part in ("layers/sync", "client/src", "local"))
 REGION = "us-west-2"
 
 
@@ -145,9 +143,9 @@ def _create_resources(config: StackConfig, moto_url: str) -> dict[str, str]:
         ("finalize", config.finalize_queue, 300),
     ):
         dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         urls[role] = sqs.create_queue(
             QueueName=name,
             Attributes={

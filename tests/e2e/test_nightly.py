@@ -12,14 +12,20 @@ import pyarrow.parquet as pq
 import pytest
 
 import biodata_cache as client
-from biodata_cache import layout
 from bdc_local.corpus import mutate_records
 from bdc_local.runner import invoke_dispatcher, run_and_wait
 from bdc_local.stack import LocalStack
+from biodata_cache import layout
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e_nightly")]
 
-FIRST_TABLES = {"asset_basics", "unique_project_names", "unique_subject_ids", "unique_genotypes", "source_data"}
+FIRST_TABLES = {
+    "asset_basics",
+    "unique_project_names",
+    "unique_subject_ids",
+    "unique_genotypes",
+    "source_data",
+}
 FOLDER = layout.package_folder()
 
 
@@ -42,9 +48,13 @@ def test_nightly_run_builds_tables_readable_by_the_client(stack: LocalStack, cor
     assert list(raw["modalities"]) == ["behavior", "behavior-videos"]
 
     projects = client.unique_project_names()
-    assert projects == sorted({r["data_description"]["project_name"] for r in corpus
-                               if isinstance(r.get("data_description"), dict)
-                               and r["data_description"].get("project_name")})
+    assert projects == sorted(
+        {
+            r["data_description"]["project_name"]
+            for r in corpus
+            if isinstance(r.get("data_description"), dict) and r["data_description"].get("project_name")
+        }
+    )
     assert "828418" in client.unique_subject_ids()
     assert "Dbh-Cre-KI/wt" in client.unique_genotypes()
     links = client.source_data()
@@ -104,8 +114,10 @@ def test_one_percent_changed_fetches_only_those(stack: LocalStack, corpus: list[
     result = run_and_wait(stack, workers=4, timeout=600)
     stats = stack.docdb_admin("stats")
     changed_derived = [
-        r for r in changed
-        if isinstance(r.get("data_description"), dict) and r["data_description"].get("data_level") == "derived"
+        r
+        for r in changed
+        if isinstance(r.get("data_description"), dict)
+        and r["data_description"].get("data_level") == "derived"
     ]
     # The listing, then exactly the changed records (asset_basics), then the changed
     # derived ones (source_data).

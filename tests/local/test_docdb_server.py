@@ -22,7 +22,7 @@ from aind_data_access_api.document_db import MetadataDbClient
 
 from bdc_local import mongo
 from bdc_local.docdb_server import DocDBServer, load_jsonl
-from bdc_sync.docdb_session import build_session
+from bdc_sync.docdb_session import CountingRetry, PlainHTTPAdapter, build_session
 
 REPO = Path(__file__).resolve().parents[2]
 _SHARED_FIXTURES = REPO.parent / "shared" / "fixtures" / "docdb"
@@ -237,6 +237,17 @@ def test_aggregate_over_payload_limit_is_413(server: DocDBServer, client: Metada
     assert client.aggregate_docdb_records([{"$project": {"name": 1}}])  # small results are fine
 
 
+def test_url_length_limit_like_api_gateway(server: DocDBServer, client: MetadataDbClient) -> None:
+    ids = [f"{i:08d}-0000-0000-0000-000000000000" for i in range(300)]
+    assert client.retrieve_docdb_records({"_id": {"$in": ids}}) == []  # off by default
+    server.configure(max_url_bytes=10_240)
+    with pytest.raises(requests.HTTPError) as caught:
+        client.retrieve_docdb_records({"_id": {"$in": ids}})
+    assert caught.value.response.status_code == 414
+    # The same lookup as an aggregate sends the ids in the body and is unaffected.
+    assert client.fetch_records_by_filter_list("_id", ids) == []
+
+
 # --------------------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------------------
@@ -335,6 +346,35 @@ def test_latency_injection(server: DocDBServer, client: MetadataDbClient) -> Non
     stats = server.stats()
     assert stats["injected_latency_seconds"] == pytest.approx(0.08, abs=1e-6)
     assert stats["processing_seconds"] < elapsed
+
+
+def test_build_session_configuration() -> None:
+    session = build_session(total_retries=4, backoff_factor=0.25, backoff_max=3.0, jitter=0.2)
+    adapter = session.get_adapter("https://api.example.org/v2/x")
+    retry = adapter.max_retries
+    assert isinstance(retry, CountingRetry)
+    assert retry.total == 4 and retry.backoff_factor == 0.25 and retry.backoff_max == 3.0
+    assert retry.backoff_jitter == 0.2 and retry.raise_on_status is False
+    assert set(retry.status_forcelist) == {429, 500, 502, 503, 504}
+    assert {"GET", "POST"} <= set(retry.allowed_methods)
+    assert retry.counter is session.request_counter
+    # A huge Retry-After is capped at backoff_max so a throttled Lambda does not stall.
+    assert retry.parse_retry_after("3600") == 3.0
+    assert not isinstance(adapter, PlainHTTPAdapter)
+    assert isinstance(build_session(plain_http=True).get_adapter("https://h/x"), PlainHTTPAdapter)
+
+
+def test_plain_http_adapter_rewrites_only_the_scheme(server: DocDBServer) -> None:
+    session = build_session(plain_http=True)
+    url = f"https://{server.host}/v2/metadata_index/data_assets/count_documents"
+    response = session.get(url, params={"filter": json.dumps({"name": "x"})})
+    assert response.status_code == 200
+    assert response.url.startswith(f"http://{server.host}/v2/metadata_index/data_assets/count_documents?")
+    snapshot = session.request_counter.snapshot()
+    assert snapshot["responses"] == 1 and snapshot["by_status"] == {"200": 1}
+    assert snapshot["bytes_received"] == len(response.content)
+    session.request_counter.reset()
+    assert session.request_counter.attempts == 0
 
 
 # --------------------------------------------------------------------------------------

@@ -118,10 +118,7 @@ UNIQUE_SUBJECT_IDS = TableSpec(
 
 UNIQUE_GENOTYPES = TableSpec(
     name="unique_genotypes",
-    description=(
-        "Unique genotypes across all assets where `subject.subject_details.genotype` "
-        "is present"
-    ),
+    description=("Unique genotypes across all assets where `subject.subject_details.genotype` is present"),
     type="metadata",
     columns=_cols(("genotype", STRING, "Genotype")),
     depends_on=("asset_basics",),
@@ -180,9 +177,7 @@ PLATFORMS = ("spim", "fib", "vr", "dynamic_foraging", "slap2")
 
 PLATFORM_QC = TableSpec(
     name="platform_qc",
-    description=(
-        "Tag-level QC statuses aggregated per platform, one row per asset/tag combination"
-    ),
+    description=("Tag-level QC statuses aggregated per platform, one row per asset/tag combination"),
     type="platform",
     columns=_cols(
         ("asset_name", STRING, "Asset name"),
@@ -202,8 +197,7 @@ PLATFORM_QC = TableSpec(
 PLATFORM_SMARTSPIM = TableSpec(
     name="platform_smartspim",
     description=(
-        "SmartSPIM assets with processing status and neuroglancer links, one row per "
-        "(asset, channel)"
+        "SmartSPIM assets with processing status and neuroglancer links, one row per (asset, channel)"
     ),
     type="metadata",
     columns=_cols(
@@ -224,9 +218,7 @@ PLATFORM_SMARTSPIM = TableSpec(
 
 PLATFORM_EXASPIM = TableSpec(
     name="platform_exaspim",
-    description=(
-        "ExaSPIM assets with processing status and neuroglancer links, one row per asset"
-    ),
+    description=("ExaSPIM assets with processing status and neuroglancer links, one row per asset"),
     type="metadata",
     columns=_cols(
         ("name", STRING, "Fused asset name, or the raw name if unprocessed"),
@@ -240,9 +232,7 @@ PLATFORM_EXASPIM = TableSpec(
 
 PLATFORM_FIB = TableSpec(
     name="platform_fib",
-    description=(
-        "Fiber photometry assets in long form, one row per asset/fiber/channel combination"
-    ),
+    description=("Fiber photometry assets in long form, one row per asset/fiber/channel combination"),
     type="metadata",
     columns=_cols(
         ("asset_name", STRING, "Asset name"),

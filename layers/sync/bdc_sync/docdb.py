@@ -64,9 +64,7 @@ class DocDB:
         return records
 
     # -- queries -------------------------------------------------------------------
-    def find(
-        self, filter_query: dict | None = None, projection: dict | None = None
-    ) -> list[dict]:
+    def find(self, filter_query: dict | None = None, projection: dict | None = None) -> list[dict]:
         """Every record matching the filter (paged by the client under the hood)."""
         records = self._client().retrieve_docdb_records(
             filter_query=filter_query or {}, projection=projection
@@ -81,9 +79,7 @@ class DocDB:
         records = self.find(filter_query, {"_id": 1, "_last_modified": 1})
         return {str(r["_id"]): str(r.get("_last_modified") or "") for r in records}
 
-    def fetch_by_ids(
-        self, ids: Sequence[str], projection: dict | None = None
-    ) -> Iterator[dict]:
+    def fetch_by_ids(self, ids: Sequence[str], projection: dict | None = None) -> Iterator[dict]:
         """Records with the given ids, fetched in batches, several at a time."""
         batches = [list(ids[i : i + ID_BATCH_SIZE]) for i in range(0, len(ids), ID_BATCH_SIZE)]
         yield from self._fan_out(batches, lambda batch: self._fetch_batch("_id", batch, projection))

@@ -20,19 +20,20 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from biodata_cache import layout
-from biodata_cache._version import __version__
-from biodata_cache.catalog import TableSpec
 from bdc_sync.docdb import DocDB, projection_of
 from bdc_sync.fields import MalformedRecord, record_id
 from bdc_sync.settings import Settings
 from bdc_sync.store import ObjectStore, WriteResult
+from biodata_cache import layout
+from biodata_cache._version import __version__
+from biodata_cache.catalog import TableSpec
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ class TableResult:
     partitions_written: int = 0
     partitions_deleted: int = 0
     message: str = ""
+    # Rows of companion tables written by the same build (qc_tag_status).
+    companion_rows: dict[str, int] = field(default_factory=dict)
 
 
 class BuildContext:
@@ -132,6 +135,30 @@ class BuildContext:
         info = self.cache.head(layout.table_key(self.folder, name))
         return None if info is None else info.metadata.get("sha256")
 
+    def write_partitions(self, spec: TableSpec, table: pa.Table, fingerprint: str) -> PartitionsWritten:
+        """Publish a partitioned table: one file per partition value, stale ones deleted."""
+        column = spec.partition_key or ""
+        values = sorted(v for v in pc.unique(table[column]).to_pylist() if v)
+        parts: dict[str, pa.Table | None] = {
+            value: table.filter(pc.equal(table[column], value)) for value in values
+        }
+        folder_key = layout.partition_folder_key(self.folder, spec.folder or spec.name)
+        for stale in self.cache.list_prefixes(folder_key):
+            value = stale.partition("=")[2]
+            if value and value not in parts:
+                parts[value] = None
+        results, deleted = write_partition_files(
+            self, spec, parts, {"input-fingerprint": fingerprint, "run-id": self.run_id}
+        )
+        digest = hashlib.sha256("".join(sorted(r.sha256 for r in results)).encode()).hexdigest()
+        return PartitionsWritten(
+            rows=table.num_rows,
+            bytes_written=sum(r.bytes_written for r in results),
+            sha256=digest,
+            partitions_written=sum(1 for r in results if r.changed),
+            partitions_deleted=len(deleted),
+        )
+
     def write(self, spec: TableSpec, table: pa.Table, fingerprint: str) -> WriteResult:
         """Write a non-partitioned table and its columns file."""
         result = self.cache.write_table(
@@ -140,10 +167,47 @@ class BuildContext:
             metadata={"input-fingerprint": fingerprint, "run-id": self.run_id},
         )
         if result.changed or self.cache.head(layout.columns_key(self.folder, spec.name)) is None:
-            self.cache.put_json(
-                layout.columns_key(self.folder, spec.name), {"columns": table.column_names}
-            )
+            self.cache.put_json(layout.columns_key(self.folder, spec.name), {"columns": table.column_names})
         return result
+
+
+@dataclass(frozen=True)
+class PartitionsWritten:
+    """Outcome of publishing a partitioned table."""
+
+    rows: int
+    bytes_written: int
+    sha256: str
+    partitions_written: int
+    partitions_deleted: int
+
+    @property
+    def changed(self) -> bool:
+        return self.partitions_written > 0 or self.partitions_deleted > 0
+
+
+def write_partition_files(
+    ctx: BuildContext, spec: TableSpec, parts: dict[str, pa.Table | None], metadata: dict[str, str]
+) -> tuple[list[WriteResult], list[str]]:
+    """Write (or, for None/empty, delete) the files of some partitions, in parallel.
+
+    Returns the write results and the keys deleted. Partition files keep the
+    partition column inside, as old readers expect.
+    """
+    table_folder = spec.folder or spec.name
+    key_of = {
+        value: layout.partition_key(ctx.folder, table_folder, spec.partition_key or "", value)
+        for value in parts
+    }
+    to_delete = [key_of[v] for v, t in parts.items() if t is None or t.num_rows == 0]
+    to_write = [(key_of[v], t) for v, t in parts.items() if t is not None and t.num_rows > 0]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(lambda kt: ctx.cache.write_table(kt[0], kt[1], metadata=metadata), to_write))
+        existing = [
+            key for key, info in zip(to_delete, pool.map(ctx.cache.head, to_delete), strict=True) if info
+        ]
+    ctx.cache.delete_keys(existing)
+    return results, existing
 
 
 class Table(Protocol):
@@ -226,7 +290,9 @@ class RecordTable:
 
     ``rows(record)`` returns the record's rows (dicts keyed by column name); it may
     raise (``MalformedRecord`` or anything else) and the record is then skipped and
-    counted. ``finish(table)`` may rewrite columns that depend on all rows.
+    counted. ``finish(table, ctx)`` may rewrite columns that depend on all rows or
+    on other tables; it sees the record id of each row in ``_record_id``.
+    A partitioned spec is published as one file per value of its partition column.
     Only records that are new or whose ``_last_modified`` changed are fetched; rows
     of the others come from the previous build's state file.
     """
@@ -235,7 +301,7 @@ class RecordTable:
     listing: Listing
     projection: tuple[str, ...]
     rows: Callable[[dict], Iterable[Row]]
-    finish: Callable[[pa.Table], pa.Table] | None = None
+    finish: Callable[[pa.Table, BuildContext], pa.Table] | None = None
     sort_by: tuple[str, ...] = ()
     revision: int = 1
 
@@ -248,18 +314,18 @@ class RecordTable:
         fingerprint = fingerprint_of(self.spec, self.revision, sorted(listing.items()))
         state_key = layout.state_key(ctx.folder, self.spec.name)
         state_info = ctx.cache.head(state_key)
-        table_info = ctx.cache.head(ctx.table_key(self.spec))
+        output_exists = self.spec.partitioned or ctx.cache.head(ctx.table_key(self.spec)) is not None
         if (
             state_info is not None
-            and table_info is not None
+            and output_exists
             and state_info.metadata.get("input-fingerprint") == fingerprint
         ):
             state = ctx.cache.read_table(state_key, columns=[MARK_COL])
             _count_carried_malformed(state, ctx.malformed)
             return TableResult(
                 status="unchanged",
-                rows=int(table_info.metadata.get("rows", 0)),
-                content_sha256=table_info.metadata.get("sha256"),
+                rows=int(state_info.metadata.get("published-rows", 0)),
+                content_sha256=state_info.metadata.get("published-sha256"),
                 message="no record changed since the last build",
             )
 
@@ -275,22 +341,33 @@ class RecordTable:
         state = pa.concat_tables([kept, fresh]).sort_by([(ID_COL, "ascending")])
         _count_carried_malformed(kept, ctx.malformed)
 
-        published = state.filter(pc.is_null(state[MARK_COL])).drop_columns(
-            [ID_COL, MODIFIED_COL, MARK_COL]
-        )
+        published = state.filter(pc.is_null(state[MARK_COL])).drop_columns([MODIFIED_COL, MARK_COL])
         if self.finish is not None:
-            published = self.finish(published)
+            published = self.finish(published, ctx)
         if self.sort_by:
             published = published.sort_by([(c, "ascending") for c in self.sort_by])
         published = published.select(self.spec.column_names).cast(self.spec.schema)
-        written = ctx.write(self.spec, published, fingerprint)
+        if self.spec.partitioned:
+            written = ctx.write_partitions(self.spec, published, fingerprint)
+        else:
+            written = ctx.write(self.spec, published, fingerprint)
         # State after the table: if this PUT fails the next build only re-fetches more.
-        ctx.cache.write_table(state_key, state, metadata={"input-fingerprint": fingerprint})
+        ctx.cache.write_table(
+            state_key,
+            state,
+            metadata={
+                "input-fingerprint": fingerprint,
+                "published-rows": str(written.rows),
+                "published-sha256": written.sha256,
+            },
+        )
         return TableResult(
             status="succeeded" if written.changed else "unchanged",
             rows=written.rows,
             bytes_written=written.bytes_written,
             content_sha256=written.sha256,
+            partitions_written=getattr(written, "partitions_written", 0),
+            partitions_deleted=getattr(written, "partitions_deleted", 0),
             message=f"{len(changed)} of {len(listing)} records fetched",
         )
 
@@ -303,9 +380,7 @@ class RecordTable:
             return empty  # the schema changed: rebuild everything
         return state
 
-    def _rows_of_changed(
-        self, ctx: BuildContext, changed: list[str], listing: dict[str, str]
-    ) -> pa.Table:
+    def _rows_of_changed(self, ctx: BuildContext, changed: list[str], listing: dict[str, str]) -> pa.Table:
         rows: list[Row] = []
         for record in ctx.docdb().fetch_by_ids(changed, projection_of(self.projection)):
             try:
@@ -334,9 +409,7 @@ class RecordTable:
                 {ID_COL: rid, MODIFIED_COL: listing.get(rid, ""), MARK_COL: "malformed: bad value"}
                 for rid in sorted(bad)
             ]
-            table = pa.concat_tables(
-                [table, pa.Table.from_pylist(markers, schema=self.state_schema)]
-            )
+            table = pa.concat_tables([table, pa.Table.from_pylist(markers, schema=self.state_schema)])
         return table
 
 
@@ -348,9 +421,7 @@ def _unchanged_rows(previous: pa.Table, listing: dict[str, str]) -> pa.Table:
     """Rows of the previous state whose record still exists with the same _last_modified."""
     if previous.num_rows == 0:
         return previous
-    current = pa.array(
-        [listing.get(rid) for rid in previous[ID_COL].to_pylist()], type=pa.string()
-    )
+    current = pa.array([listing.get(rid) for rid in previous[ID_COL].to_pylist()], type=pa.string())
     same = pc.fill_null(pc.equal(current, previous[MODIFIED_COL]), False)
     return previous.filter(same)
 

@@ -39,11 +39,7 @@ def clean_names(raw: Sequence[str]) -> list[str]:
                 cleaned.append(text)
     names = _dedupe(cleaned)
     firsts = [name.split(" ")[0].lower() for name in names if " " in name]
-    return [
-        name
-        for name in names
-        if " " in name or firsts.count(name.lower()) != 1
-    ]
+    return [name for name in names if " " in name or firsts.count(name.lower()) != 1]
 
 
 def one_word_map(rows: Iterable[Sequence[str]]) -> dict[str, str]:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from biodata_cache.catalog import get_spec
 from bdc_sync.flow.events import RunRequest
 from bdc_sync.flow.ledger import Ledger
 from bdc_sync.flow.progress import advance_run
 from bdc_sync.flow.queues import Queues
 from bdc_sync.settings import Settings
 from bdc_sync.tables import build_of, buildable_tables
+from biodata_cache.catalog import get_spec
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def resolve_tables(requested: list[str] | None) -> list[str]:
 
 def new_run_id() -> str:
     """Sortable by start time, unique across overlapping runs."""
-    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
 def start_run(request: RunRequest, settings: Settings, ledger: Ledger, queues: Queues) -> dict[str, Any]:
@@ -48,9 +48,7 @@ def start_run(request: RunRequest, settings: Settings, ledger: Ledger, queues: Q
     tables = resolve_tables(request.tables)
     if not tables:
         raise BadRunRequest("the run names no table")
-    depends_on = {
-        name: [dep for dep in get_spec(name).depends_on if dep in tables] for name in tables
-    }
+    depends_on = {name: [dep for dep in get_spec(name).depends_on if dep in tables] for name in tables}
     run_id = new_run_id()
     ledger.create_run(run_id, settings.version_folder, request.trigger, depends_on)
     enqueued = advance_run(run_id, ledger, queues)

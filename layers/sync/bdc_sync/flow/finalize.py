@@ -10,14 +10,14 @@ with S3 conditional writes, so concurrent finalizers never lose an entry.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from biodata_cache import layout
-from biodata_cache.catalog import ALL_TABLES, TableSpec
 from bdc_sync.flow.ledger import Ledger
 from bdc_sync.settings import Settings
 from bdc_sync.store import ObjectStore
+from biodata_cache import layout
+from biodata_cache.catalog import ALL_TABLES, TableSpec
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 def _iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
 def table_location(bucket: str, folder: str, spec: TableSpec) -> str:

@@ -4,7 +4,9 @@ Every state change is a conditional write, so duplicate or out-of-order deliveri
 cannot build a table twice in a run, lose an outcome, or finalize a run twice.
 
 Item keys: ``pk = run#<run_id>``; ``sk = run`` or ``table#<name>``.
-Table states: waiting → (queued) → running → succeeded | unchanged | failed | skipped.
+Table states: waiting → (queued) → running → succeeded | unchanged | failed | skipped;
+a big table goes running → chunked (its chunks, ``sk = chunk#<table>#<n>``, each go
+queued → running → terminal) → terminal when its last chunk is counted.
 Run states: running → finalizing → finalized.
 """
 
@@ -27,6 +29,10 @@ NOT_BUILT = frozenset({"failed", "skipped"})
 
 def _pk(run_id: str) -> str:
     return f"run#{run_id}"
+
+
+def _sk(table: str, chunk: int | None) -> str:
+    return f"table#{table}" if chunk is None else f"chunk#{table}#{chunk:05d}"
 
 
 def _plain(value: Any) -> Any:
@@ -74,9 +80,7 @@ class Ledger:
         return int(time.time()) + self.ttl_days * 86400
 
     # -- runs ---------------------------------------------------------------------
-    def create_run(
-        self, run_id: str, folder: str, trigger: str, depends_on: dict[str, list[str]]
-    ) -> None:
+    def create_run(self, run_id: str, folder: str, trigger: str, depends_on: dict[str, list[str]]) -> None:
         """Write the run and its tables (tables first, so a run item is never partial)."""
         expiration = self._expiration()
         now = time.time()
@@ -164,7 +168,12 @@ class Ledger:
             {"pk": _pk(run_id), "sk": "run"},
             "#st = :finalizing",
             "SET #st = :finalized, finalized_at = :now, report_key = :report",
-            {":finalizing": "finalizing", ":finalized": "finalized", ":now": time.time(), ":report": report_key},
+            {
+                ":finalizing": "finalizing",
+                ":finalized": "finalized",
+                ":now": time.time(),
+                ":report": report_key,
+            },
         )
 
     # -- tables -------------------------------------------------------------------
@@ -184,15 +193,17 @@ class Ledger:
             {":waiting": "waiting", ":skipped": "skipped", ":reason": reason, ":now": time.time()},
         )
 
-    def claim(self, run_id: str, table: str, lease_seconds: int) -> Claim:
-        """Take a table for building unless it is done or another worker holds it."""
+    def claim(self, run_id: str, table: str, lease_seconds: int, chunk: int | None = None) -> Claim:
+        """Take a table (or chunk) for building unless it is done or another worker holds it."""
         token = uuid.uuid4().hex
         now = time.time()
+        key = {"pk": _pk(run_id), "sk": _sk(table, chunk)}
         won = self._transition(
-            {"pk": _pk(run_id), "sk": f"table#{table}"},
+            key,
             "#s IN (:waiting, :queued) OR (#s = :running AND lease_until < :now)",
             "SET #s = :running, lease_until = :until, lease_token = :token, "
-            "attempts = attempts + :one, started_at = if_not_exists(started_at, :now)",
+            "attempts = if_not_exists(attempts, :zero) + :one, "
+            "started_at = if_not_exists(started_at, :now)",
             {
                 ":waiting": "waiting",
                 ":queued": "queued",
@@ -201,44 +212,113 @@ class Ledger:
                 ":until": now + lease_seconds,
                 ":token": token,
                 ":one": 1,
+                ":zero": 0,
             },
         )
         if won:
             return Claim(won=True, token=token)
-        item = self.table.get_item(
-            Key={"pk": _pk(run_id), "sk": f"table#{table}"}, ConsistentRead=True
-        ).get("Item")
+        item = self.table.get_item(Key=key, ConsistentRead=True).get("Item")
         return Claim(won=False, status=str(item["status"]) if item else "missing")
 
-    def release(self, run_id: str, table: str, token: str, error: str) -> bool:
-        """Give a table back after a failed attempt so the next delivery may retry."""
+    def release(self, run_id: str, table: str, token: str, error: str, chunk: int | None = None) -> bool:
+        """Give a table (or chunk) back after a failed attempt so the next delivery may retry."""
         return self._transition(
-            {"pk": _pk(run_id), "sk": f"table#{table}"},
+            {"pk": _pk(run_id), "sk": _sk(table, chunk)},
             "#s = :running AND lease_token = :token",
             "SET lease_until = :zero, last_error = :error",
             {":running": "running", ":token": token, ":zero": 0, ":error": error[:1000]},
         )
 
-    def record_outcome(self, run_id: str, table: str, token: str, outcome: dict[str, Any]) -> bool:
-        """running → a terminal status with the outcome's figures, for the lease holder only."""
+    def record_outcome(
+        self,
+        run_id: str,
+        table: str,
+        token: str | None,
+        outcome: dict[str, Any],
+        chunk: int | None = None,
+    ) -> bool:
+        """running → a terminal status with the outcome's figures, for the lease holder only.
+
+        With ``token=None`` it completes a chunked table instead (chunked → terminal).
+        """
         status = outcome["status"]
         if status not in TERMINAL:
             raise ValueError(f"not a terminal status: {status}")
         names = {f"#f{i}": name for i, name in enumerate(outcome)}
         sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(outcome)))
-        values = {f":v{i}": value for i, value in enumerate(outcome.values())}
+        values: dict[str, Any] = {f":v{i}": value for i, value in enumerate(outcome.values())}
+        if token is None:
+            condition = "#status = :chunked"
+            values[":chunked"] = "chunked"
+        else:
+            condition = "#status = :running AND lease_token = :token"
+            values.update({":running": "running", ":token": token})
         try:
             self.table.update_item(
-                Key={"pk": _pk(run_id), "sk": f"table#{table}"},
+                Key={"pk": _pk(run_id), "sk": _sk(table, chunk)},
                 UpdateExpression=f"SET {sets}, finished_at = :now",
-                ConditionExpression="#status = :running AND lease_token = :token",
+                ConditionExpression=condition,
                 ExpressionAttributeNames={**names, "#status": "status"},
-                ExpressionAttributeValues=_dynamo(
-                    {**values, ":running": "running", ":token": token, ":now": time.time()}
-                ),
+                ExpressionAttributeValues=_dynamo({**values, ":now": time.time()}),
             )
         except ClientError as exc:
             if _conditional_failed(exc):
                 return False
             raise
         return True
+
+    # -- chunks of a big table ------------------------------------------------------
+    def start_chunks(self, run_id: str, table: str, token: str, chunks: int) -> bool:
+        """running → chunked: create the chunk items, then hand the table to them."""
+        expiration = self._expiration()
+        with self.table.batch_writer() as batch:
+            for index in range(chunks):
+                batch.put_item(
+                    Item={
+                        "pk": _pk(run_id),
+                        "sk": _sk(table, index),
+                        "table": table,
+                        "chunk": index,
+                        "status": "queued",
+                        "attempts": 0,
+                        "expiration": expiration,
+                    }
+                )
+        return self._transition(
+            {"pk": _pk(run_id), "sk": _sk(table, None)},
+            "#s = :running AND lease_token = :token",
+            "SET #s = :chunked, chunks_total = :n, chunks_done = :zero",
+            {":running": "running", ":token": token, ":chunked": "chunked", ":n": chunks, ":zero": 0},
+        )
+
+    def count_chunk_done(self, run_id: str, table: str) -> tuple[int, int]:
+        """Atomically count one more finished chunk; returns (done, total)."""
+        response = self.table.update_item(
+            Key={"pk": _pk(run_id), "sk": _sk(table, None)},
+            UpdateExpression="ADD chunks_done :one",
+            ExpressionAttributeValues={":one": 1},
+            ReturnValues="ALL_NEW",
+        )
+        item = _plain(response["Attributes"])
+        return int(item["chunks_done"]), int(item["chunks_total"])
+
+    def get_item(self, run_id: str, table: str, chunk: int | None = None) -> dict[str, Any] | None:
+        item = self.table.get_item(Key={"pk": _pk(run_id), "sk": _sk(table, chunk)}, ConsistentRead=True).get(
+            "Item"
+        )
+        return _plain(item) if item else None
+
+    def chunk_items(self, run_id: str, table: str) -> dict[int, dict[str, Any]]:
+        page = self.table.query(
+            KeyConditionExpression=Key("pk").eq(_pk(run_id)) & Key("sk").begins_with(f"chunk#{table}#"),
+            ConsistentRead=True,
+        )
+        items = list(page["Items"])
+        while "LastEvaluatedKey" in page:
+            page = self.table.query(
+                KeyConditionExpression=Key("pk").eq(_pk(run_id)) & Key("sk").begins_with(f"chunk#{table}#"),
+                ConsistentRead=True,
+                ExclusiveStartKey=page["LastEvaluatedKey"],
+            )
+            items.extend(page["Items"])
+        return {int(item["chunk"]): _plain(item) for item in items}

@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Any
 
+from bdc_sync.chunked import SubjectPartitionedTable
 from bdc_sync.flow.events import WorkItem
 from bdc_sync.flow.ledger import TERMINAL, Ledger
 from bdc_sync.flow.progress import advance_run
@@ -34,6 +35,7 @@ def outcome_of(result: TableResult, ctx: BuildContext, seconds: float) -> dict[s
         "malformed": ctx.malformed.count,
         "malformed_sample": ctx.malformed.sample,
         "message": result.message,
+        "companion_rows": result.companion_rows,
     }
 
 
@@ -57,33 +59,33 @@ def build_work_item(
     ledger: Ledger,
     queues: Queues,
 ) -> dict[str, Any] | None:
-    """Build the table of a work item once per run; returns its outcome.
+    """Build the table (or chunk) of a work item once per run; returns its outcome.
 
     Raises to make SQS deliver the message again: while another delivery holds the
-    table (TableBusy) or after a failed attempt that is not the last one. On the
-    last receive a failure is recorded as the table's outcome first, so the run
-    still finalizes while the message goes on to the dead-letter queue.
+    item (TableBusy) or after a failed attempt that is not the last one. On the
+    last receive a failure is recorded as the outcome first, so the run still
+    finalizes while the message goes on to the dead-letter queue.
     """
     log_keys = {"run_id": item.run_id, "table": item.table, "chunk": item.chunk}
-    claim = ledger.claim(item.run_id, item.table, settings.worker_timeout_seconds)
+    claim = ledger.claim(item.run_id, item.table, settings.worker_timeout_seconds, item.chunk)
     if not claim.won:
-        if claim.status in TERMINAL:
-            logger.info("duplicate delivery of a finished table", extra=log_keys)
-            advance_run(item.run_id, ledger, queues)  # heals a crash after the outcome
-            return None
-        if claim.status == "missing":
-            logger.error("work item for a table that is not in the run", extra=log_keys)
-            return None
-        raise TableBusy(f"{item.table} of run {item.run_id} is being built by another delivery")
+        return _not_claimed(item, claim.status, ledger, queues, settings, log_keys)
 
+    build = build_of(item.table)
     ctx = BuildContext(settings, item.run_id)
     started = time.monotonic()
     try:
-        result = build_of(item.table).build(ctx)
+        if item.chunk is not None:
+            assert isinstance(build, SubjectPartitionedTable)
+            result: TableResult | int = build.build_chunk(ctx, item.chunk)
+        elif isinstance(build, SubjectPartitionedTable):
+            result = build.plan(ctx)
+        else:
+            result = build.build(ctx)
     except MissingInput as exc:
         # Retrying cannot create the input; record the failure and keep the old file.
         logger.error("input missing; previous file kept", extra={**log_keys, "error": str(exc)})
-        outcome = failure_outcome(ctx, time.monotonic() - started, f"missing input: {exc}")
+        result = TableResult(status="failed", rows=0, message=f"missing input: {exc}")
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         last_attempt = receive_count >= settings.max_receives
@@ -93,19 +95,86 @@ def build_work_item(
         )
         if last_attempt:
             outcome = failure_outcome(ctx, time.monotonic() - started, error)
-            if ledger.record_outcome(item.run_id, item.table, claim.token, outcome):
-                advance_run(item.run_id, ledger, queues)
+            if ledger.record_outcome(item.run_id, item.table, claim.token, outcome, item.chunk):
+                _after_outcome(item, ledger, queues, settings)
         else:
-            ledger.release(item.run_id, item.table, claim.token, error)
+            ledger.release(item.run_id, item.table, claim.token, error, item.chunk)
         raise
-    else:
-        outcome = outcome_of(result, ctx, time.monotonic() - started)
-    if ledger.record_outcome(item.run_id, item.table, claim.token, outcome):
-        logger.info("table done", extra={**log_keys, **_figures(outcome)})
+    if isinstance(result, int):
+        # A planned chunked table: its chunks take over, the last one finishes it.
+        ledger.start_chunks(item.run_id, item.table, claim.token, result)
+        for index in range(result):
+            queues.send_work(WorkItem(run_id=item.run_id, table=item.table, chunk=index))
+        logger.info("table split into chunks", extra={**log_keys, "chunks": result})
+        return None
+    outcome = outcome_of(result, ctx, time.monotonic() - started)
+    if ledger.record_outcome(item.run_id, item.table, claim.token, outcome, item.chunk):
+        logger.info("done", extra={**log_keys, **_figures(outcome)})
     else:
         logger.warning("lease lost before the outcome was recorded", extra=log_keys)
-    advance_run(item.run_id, ledger, queues)
+    _after_outcome(item, ledger, queues, settings)
     return outcome
+
+
+def _not_claimed(
+    item: WorkItem,
+    status: str,
+    ledger: Ledger,
+    queues: Queues,
+    settings: Settings,
+    log_keys: dict[str, Any],
+) -> None:
+    """A delivery that may not build: a duplicate, or one to retry later."""
+    if status == "missing":
+        logger.error("work item for a table that is not in the run", extra=log_keys)
+        return None
+    if status in TERMINAL:
+        logger.info("duplicate delivery of a finished item", extra=log_keys)
+        _after_outcome(item, ledger, queues, settings)  # heals a crash after the outcome
+        return None
+    if status == "chunked":
+        # A duplicate of the planning message: make sure every chunk has a message.
+        for index, chunk in ledger.chunk_items(item.run_id, item.table).items():
+            if chunk["status"] == "queued":
+                queues.send_work(WorkItem(run_id=item.run_id, table=item.table, chunk=index))
+        return None
+    raise TableBusy(f"{item.table} of run {item.run_id} is being built by another delivery")
+
+
+def _after_outcome(item: WorkItem, ledger: Ledger, queues: Queues, settings: Settings) -> None:
+    """Count a finished chunk (finishing its table after the last), then advance the run."""
+    if item.chunk is not None:
+        table = ledger.get_item(item.run_id, item.table) or {}
+        if table.get("status") == "chunked":
+            done, total = ledger.count_chunk_done(item.run_id, item.table)
+            if done >= total:
+                finish_chunked_table(item, ledger, settings)
+    advance_run(item.run_id, ledger, queues)
+
+
+def finish_chunked_table(item: WorkItem, ledger: Ledger, settings: Settings) -> None:
+    """Merge the chunks' outcomes into the table's, once (a conditional write)."""
+    build = build_of(item.table)
+    assert isinstance(build, SubjectPartitionedTable)
+    chunks = ledger.chunk_items(item.run_id, item.table)
+    if not all(chunk["status"] in TERMINAL for chunk in chunks.values()):
+        return
+    ctx = BuildContext(settings, item.run_id)
+    started = time.monotonic()
+    result = build.finish(ctx, {index: chunk["status"] for index, chunk in chunks.items()})
+    outcome = outcome_of(result, ctx, time.monotonic() - started)
+    for figure in (
+        "docdb_requests",
+        "bytes_written",
+        "partitions_written",
+        "partitions_deleted",
+        "malformed",
+    ):
+        outcome[figure] += sum(int(chunk.get(figure) or 0) for chunk in chunks.values())
+    outcome["duration_seconds"] += sum(float(c.get("duration_seconds") or 0) for c in chunks.values())
+    outcome["malformed_sample"] = [s for c in chunks.values() for s in c.get("malformed_sample", [])][:5]
+    outcome["chunks"] = len(chunks)
+    ledger.record_outcome(item.run_id, item.table, None, outcome)
 
 
 def _figures(outcome: dict[str, Any]) -> dict[str, Any]:

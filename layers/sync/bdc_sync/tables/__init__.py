@@ -6,9 +6,9 @@ with a ``TABLE`` (a RecordTable, DerivedTable or PartitionedTable), list it belo
 
 from __future__ import annotations
 
-from biodata_cache.catalog import TABLES, get_spec
 from bdc_sync.framework import Table
-from bdc_sync.tables import asset_basics, source_data, unique_values
+from bdc_sync.tables import asset_basics, platform_qc, quality_control, source_data, unique_values
+from biodata_cache.catalog import TABLES, get_spec
 
 _BUILDS: tuple[Table, ...] = (
     asset_basics.TABLE,
@@ -16,6 +16,8 @@ _BUILDS: tuple[Table, ...] = (
     unique_values.SUBJECT_IDS,
     unique_values.GENOTYPES,
     source_data.TABLE,
+    quality_control.TABLE,
+    platform_qc.TABLE,
 )
 
 BUILDS: dict[str, Table] = {build.spec.name: build for build in _BUILDS}

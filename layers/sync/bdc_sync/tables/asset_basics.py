@@ -12,10 +12,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from biodata_cache.catalog import ASSET_BASICS
 from bdc_sync.fields import as_list, as_text, get_path, parse_date, parse_datetime, require_dict, texts
 from bdc_sync.framework import AllRecords, RecordTable, Row
 from bdc_sync.names import apply_one_word_map, clean_names, normalize_instrument_id, one_word_map
+from biodata_cache.catalog import ASSET_BASICS
 
 PROJECTION = (
     "_id",
@@ -92,7 +92,9 @@ def rows(record: dict) -> list[Row]:
     description = require_dict(record, "data_description")
     acquisition = require_dict(record, "acquisition")
     require_dict(record, "subject")
-    modalities = [m.get("abbreviation") for m in as_list(description.get("modalities")) if isinstance(m, dict)]
+    modalities = [
+        m.get("abbreviation") for m in as_list(description.get("modalities")) if isinstance(m, dict)
+    ]
     instrument_id = as_text(acquisition.get("instrument_id"))
     return [
         {
@@ -119,7 +121,7 @@ def rows(record: dict) -> list[Row]:
     ]
 
 
-def normalize_people(table: pa.Table) -> pa.Table:
+def normalize_people(table: pa.Table, ctx: object = None) -> pa.Table:
     """Fill the ``*_normalized`` name columns from the raw ones, over the whole table."""
     experimenters = [clean_names(names or []) for names in table["experimenters"].to_pylist()]
     investigators = [clean_names(names or []) for names in table["investigators"].to_pylist()]

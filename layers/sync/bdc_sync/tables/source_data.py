@@ -7,9 +7,9 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from biodata_cache.catalog import SOURCE_DATA
 from bdc_sync.fields import as_list, as_text, get_path, require_dict, texts
 from bdc_sync.framework import AssetsWhere, RecordTable, Row
+from biodata_cache.catalog import SOURCE_DATA
 
 _PROCESSING_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})$")
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from biodata_cache.catalog import UNIQUE_GENOTYPES, UNIQUE_PROJECT_NAMES, UNIQUE_SUBJECT_IDS, TableSpec
 from bdc_sync.framework import BuildContext, DerivedTable, distinct_sorted
+from biodata_cache.catalog import UNIQUE_GENOTYPES, UNIQUE_PROJECT_NAMES, UNIQUE_SUBJECT_IDS, TableSpec
 
 
 def distinct_from_basics(spec: TableSpec) -> DerivedTable:
