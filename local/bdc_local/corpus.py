@@ -22,8 +22,9 @@ What a corpus of ``n`` records contains (shares are approximate, of records):
   ``_stitched_`` (sometimes ``_processed_``), exaSPIM ``_fused_``, ecephys
   ``_sorted_``. Several derived assets of one raw differ in pipeline
   (``processing.pipelines[0].name``, which may be ``""`` or absent) or time.
-* Every derived asset is created after its raw asset, so ``generate_corpus``
-  returns records in ``_created`` order, as DocDB insertion order would be.
+* Records come in order of acquisition start (each raw asset directly followed
+  by its derived assets), roughly the order in which DocDB received them; every
+  derived asset is created after its raw asset.
 * Messy values on purpose: experimenters as ``huy.nguyen`` / ``Huy Nguyen`` /
   ``Huy`` / ``"A B, C D"`` / ``{"name": ...}``, an ambiguous first name
   (``Grace``), a non-ASCII name; instrument ids in every real form; acquisition
@@ -55,6 +56,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import heapq
 import json
 import math
 import random
@@ -85,7 +87,7 @@ LATEST_MODIFIED = datetime(2026, 5, 20, tzinfo=UTC)
 # Processing and QC reviews happen before this (the corpus is a snapshot, not a forecast).
 PROCESSING_HORIZON = datetime(2026, 5, 15, tzinfo=UTC)
 # Share of records of the templated families (vr, fib, pophys) kept full-size.
-FULL_SIZE_PROBABILITY = 0.006
+FULL_SIZE_PROBABILITY = 0.005
 
 _SCHEMA_URL = "https://raw.githubusercontent.com/AllenNeuralDynamics/aind-data-schema/main/src/aind_data_schema/core/{}.py"
 
@@ -370,21 +372,36 @@ def _short(text: Any, limit: int = 100) -> Any:
     return text
 
 
+def _clone(value: Any) -> Any:
+    """Copy the containers of a JSON-like value and share its leaves.
+
+    Strings and numbers are immutable, so records may share them with the templates
+    and with each other; that keeps 100,000 records in a fraction of the memory a
+    ``json.loads`` copy (fresh strings and keys everywhere) would take.
+    """
+    kind = type(value)
+    if kind is dict:
+        return {k: _clone(v) for k, v in value.items()}
+    if kind is list:
+        return [_clone(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True)
 class _Templates:
-    """JSON text of the fixture parts reused per record (json.loads is a fast deep copy)."""
+    """The fixture parts reused per record; always :func:`_clone` them before use."""
 
     subject_details: Record
     vr_procedures: Record
     pophys_procedures: Record
     fib_surgery: Record
     raw_processing: Record
-    instrument_full: dict[str, str]
-    calibrations_full: dict[str, str]
-    stimulus_epochs_full: dict[str, str]
-    metric_pools: dict[str, list[str]]  # lean metrics, JSON text
-    metric_pools_full: dict[str, list[str]]
-    default_grouping: dict[str, str]
+    instrument_full: dict[str, Record]
+    calibrations_full: dict[str, list[Any]]
+    stimulus_epochs_full: dict[str, list[Any]]
+    metric_pools: dict[str, list[Record]]  # lean metrics (short descriptions)
+    metric_pools_full: dict[str, list[Record]]
+    default_grouping: dict[str, list[Any]]
 
 
 @functools.cache
@@ -395,17 +412,12 @@ def _templates() -> _Templates:
     fib = load_fixture("fib_derived")
     fixtures = {"vr": vr_derived, "fib": fib, "pophys": pophys}
 
-    pools: dict[str, list[str]] = {}
-    pools_full: dict[str, list[str]] = {}
+    pools: dict[str, list[Record]] = {}
+    pools_full: dict[str, list[Record]] = {}
     for kind, record in fixtures.items():
         metrics = record["quality_control"]["metrics"]
-        pools_full[kind] = [json.dumps(m) for m in metrics]
-        lean = []
-        for metric in metrics:
-            metric = dict(metric)
-            metric["description"] = _short(metric.get("description"), 60)
-            lean.append(json.dumps(metric))
-        pools[kind] = lean
+        pools_full[kind] = metrics
+        pools[kind] = [{**m, "description": _short(m.get("description"), 60)} for m in metrics]
 
     fib_surgery = next(
         s for s in fib["procedures"]["subject_procedures"] if s.get("object_type") == "Surgery"
@@ -420,12 +432,12 @@ def _templates() -> _Templates:
         pophys_procedures=pophys["procedures"],
         fib_surgery=fib_surgery,
         raw_processing=vr_raw["processing"],
-        instrument_full={k: json.dumps(r["instrument"]) for k, r in fixtures.items()},
-        calibrations_full={k: json.dumps(r["acquisition"]["calibrations"]) for k, r in fixtures.items()},
-        stimulus_epochs_full={k: json.dumps(r["acquisition"]["stimulus_epochs"]) for k, r in fixtures.items()},
+        instrument_full={k: r["instrument"] for k, r in fixtures.items()},
+        calibrations_full={k: r["acquisition"]["calibrations"] for k, r in fixtures.items()},
+        stimulus_epochs_full={k: r["acquisition"]["stimulus_epochs"] for k, r in fixtures.items()},
         metric_pools=pools,
         metric_pools_full=pools_full,
-        default_grouping={k: json.dumps(r["quality_control"]["default_grouping"]) for k, r in fixtures.items()},
+        default_grouping={k: r["quality_control"]["default_grouping"] for k, r in fixtures.items()},
     )
 
 
@@ -434,12 +446,12 @@ def _templates() -> _Templates:
 # --------------------------------------------------------------------------------------
 def _iso_z(dt: datetime) -> str:
     # isoformat is several times faster than strftime, which matters at 100,000 records.
-    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _iso_ms_z(dt: datetime) -> str:
     """DocDB's own bookkeeping format: ``2026-02-14T12:34:44.410Z``."""
-    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _pacific(dt: datetime) -> datetime:
@@ -497,12 +509,13 @@ class _Subject:
     time_style: _TimeStyle
     dob: date | None
     dob_mode: str  # "date", "none", "year", "acquisition", "no_details"
-    subject_text: str | None
-    procedures_text: str | None
+    subject_section: Record | None
+    procedures: Record | None
     institution: Record
     fibers: list[tuple[str, str | None]] = field(default_factory=list)
-    budget: int = 0
+    budget: int = 0  # records still to generate
     start: datetime = EARLIEST_SESSION
+    next_start: datetime = EARLIEST_SESSION
     raw_names: list[str] = field(default_factory=list)
 
 
@@ -516,7 +529,7 @@ class _Session:
     instrument: str | None
     experimenters: list[Any]
     raw_modalities: tuple[str, ...]
-    acquisition_text: str | None
+    acquisition: Record | None
 
 
 # --------------------------------------------------------------------------------------
@@ -591,8 +604,8 @@ class _CorpusBuilder:
             time_style=style,
             dob=None,
             dob_mode=dob_mode,
-            subject_text=None,
-            procedures_text=None,
+            subject_section=None,
+            procedures=None,
             institution=(
                 {"abbreviation": "AIND", "name": "Allen Institute for Neural Dynamics",
                  "registry": "Research Organization Registry (ROR)", "registry_identifier": "04szwah67"}
@@ -622,8 +635,9 @@ class _CorpusBuilder:
         is_spim = family.key in ("smartspim", "exaspim")
         age_days = rng.uniform(80, 300) if is_spim else rng.uniform(55, 150)
         subject.dob = (subject.start - timedelta(days=age_days)).date()
-        subject.subject_text = json.dumps(self.subject_section(subject))
-        subject.procedures_text = json.dumps(self.procedures(subject))
+        subject.next_start = subject.start
+        subject.subject_section = self.subject_section(subject)
+        subject.procedures = self.procedures(subject)
 
     def fibers(self) -> list[tuple[str, str | None]]:
         count = self.weighted([(1, 0.2), (2, 0.4), (3, 0.15), (4, 0.25)])
@@ -638,7 +652,7 @@ class _CorpusBuilder:
         if subject.dob_mode == "no_details":
             details = None
         else:
-            details = json.loads(json.dumps(self.t.subject_details))
+            details = _clone(self.t.subject_details)
             details["sex"] = self.rng.choice(("Male", "Female"))
             if self.chance(0.25):
                 details["housing"]["cage_id"] = str(self.rng.randint(1_000_000, 9_999_999))
@@ -671,22 +685,22 @@ class _CorpusBuilder:
     def procedures(self, subject: _Subject) -> Record:
         family = subject.family
         if family.key == "pophys":
-            procedures = json.loads(json.dumps(self.t.pophys_procedures))
+            procedures = _clone(self.t.pophys_procedures)
         elif subject.fibers:
-            procedures = json.loads(json.dumps(self.t.vr_procedures))
-            surgery = json.loads(json.dumps(self.t.fib_surgery))
+            procedures = _clone(self.t.vr_procedures)
+            surgery = _clone(self.t.fib_surgery)
             for name, acronym in subject.fibers:
                 surgery["procedures"].append(self.implant(name, acronym))
             procedures["subject_procedures"] = [surgery]
         elif family.key in ("smartspim", "exaspim"):
-            procedures = json.loads(json.dumps(self.t.vr_procedures))
+            procedures = _clone(self.t.vr_procedures)
             procedures["subject_procedures"] = procedures["subject_procedures"][:1]
             procedures["specimen_procedures"] = [
                 {"object_type": "Specimen procedure", "procedure_type": step, "specimen_id": subject.subject_id}
                 for step in ("Fixation", "Delipidation", "Refractive index matching")
             ]
         else:
-            procedures = json.loads(json.dumps(self.t.vr_procedures))
+            procedures = _clone(self.t.vr_procedures)
             if family.key in ("ecephys", "slap2"):
                 procedures["subject_procedures"] = procedures["subject_procedures"][:1]  # no water restriction
         procedures["subject_id"] = subject.subject_id
@@ -741,25 +755,35 @@ class _CorpusBuilder:
 
     # -- sessions and records ----------------------------------------------------------
     def records(self, n: int, n_subjects: int) -> Iterator[Record]:
-        for subject in self.subjects(n, n_subjects):
-            yield from self.subject_records(subject)
+        """All sessions of all subjects in order of acquisition start (as the lab recorded them).
 
-    def subject_records(self, subject: _Subject) -> Iterator[Record]:
+        A heap of each subject's next session keeps this streaming: memory holds the
+        subjects, never the records.
+        """
+        subjects = self.subjects(n, n_subjects)
+        heap = [(s.next_start, i) for i, s in enumerate(subjects) if s.budget > 0]
+        heapq.heapify(heap)
+        while heap:
+            _, i = heapq.heappop(heap)
+            subject = subjects[i]
+            yield from self.session_records(subject)
+            if subject.budget > 0:
+                heapq.heappush(heap, (subject.next_start, i))
+
+    def session_records(self, subject: _Subject) -> Iterator[Record]:
+        """One session: the raw asset, then its derived assets (at most the subject's budget)."""
         family = subject.family
-        budget = subject.budget
-        start = subject.start
-        while budget > 0:
-            session = self.session(subject, start)
-            yield self.raw_record(session)
-            budget -= 1
-            k = min(budget, self.weighted(list(enumerate(family.derived_counts))))
-            processed_at = self.before_horizon(session.end, *family.processing_delay_hours)
-            for j in range(k):
-                yield self.derived_record(session, processed_at, j)
-                budget -= 1
-                processed_at = self.before_horizon(processed_at, 2, 24 * 90)
-            gap_days = self.rng.uniform(*family.session_gap_days)
-            start = session.start + timedelta(days=gap_days, minutes=self.rng.uniform(-90, 90))
+        session = self.session(subject, subject.next_start)
+        yield self.raw_record(session)
+        subject.budget -= 1
+        k = min(subject.budget, self.weighted(list(enumerate(family.derived_counts))))
+        processed_at = self.before_horizon(session.end, *family.processing_delay_hours)
+        for j in range(k):
+            yield self.derived_record(session, processed_at, j)
+            subject.budget -= 1
+            processed_at = self.before_horizon(processed_at, 2, 24 * 90)
+        gap_days = self.rng.uniform(*family.session_gap_days)
+        subject.next_start = session.start + timedelta(days=gap_days, minutes=self.rng.uniform(-90, 90))
 
     def session(self, subject: _Subject, start: datetime) -> _Session:
         family = subject.family
@@ -783,10 +807,10 @@ class _CorpusBuilder:
             instrument=instrument,
             experimenters=self.experimenters(subject),
             raw_modalities=self.weighted(family.raw_modalities),
-            acquisition_text=None,
+            acquisition=None,
         )
         if not self.chance(0.015):
-            session.acquisition_text = json.dumps(self.acquisition(session))
+            session.acquisition = self.acquisition(session)
         return session
 
     def experimenters(self, subject: _Subject) -> list[Any]:
@@ -906,12 +930,10 @@ class _CorpusBuilder:
                                 "source_port": None, "target_device": target, "target_port": None})
             green = rng.choice(_INTENDED_MEASUREMENTS[:5])
             red = rng.choice(_INTENDED_MEASUREMENTS)
-            channels = [("Green", green, "Green CMOS"), ("Isosbestic", "control", "Green CMOS"), ("Red", red, "Red CMOS")]
             entries = []
-            for suffix, measurement, detector in channels:
+            for suffix, measurement in (("Green", green), ("Isosbestic", "control"), ("Red", red)):
                 entry: Record = {
                     "channel_name": f"{fiber}_{suffix}",
-                    "detector": {"device_name": detector},
                     "intended_measurement": measurement,
                     "object_type": "Channel",
                 }
@@ -1005,16 +1027,16 @@ class _CorpusBuilder:
 
     def fill_common(self, record: Record, session: _Session, full: bool) -> None:
         subject = session.subject
-        if subject.subject_text is not None and not self.chance(0.003):
-            record["subject"] = json.loads(subject.subject_text)
-        if subject.procedures_text is not None and not self.chance(0.03):
-            record["procedures"] = json.loads(subject.procedures_text)
-        if session.acquisition_text is not None:
-            acquisition = json.loads(session.acquisition_text)
+        if subject.subject_section is not None and not self.chance(0.003):
+            record["subject"] = _clone(subject.subject_section)
+        if subject.procedures is not None and not self.chance(0.03):
+            record["procedures"] = _clone(subject.procedures)
+        if session.acquisition is not None:
+            acquisition = _clone(session.acquisition)
             if full and subject.family.fixture:
                 kind = subject.family.qc_kind
-                acquisition["calibrations"] = json.loads(self.t.calibrations_full[kind])
-                acquisition["stimulus_epochs"] = json.loads(self.t.stimulus_epochs_full[kind])
+                acquisition["calibrations"] = _clone(self.t.calibrations_full[kind])
+                acquisition["stimulus_epochs"] = _clone(self.t.stimulus_epochs_full[kind])
             record["acquisition"] = acquisition
         if not self.chance(0.08):
             record["instrument"] = self.instrument(session, full)
@@ -1022,7 +1044,7 @@ class _CorpusBuilder:
     def instrument(self, session: _Session, full: bool) -> Record:
         family = session.subject.family
         if full and family.fixture:
-            instrument = json.loads(self.t.instrument_full[family.qc_kind])
+            instrument = _clone(self.t.instrument_full[family.qc_kind])
             instrument["instrument_id"] = session.instrument
             return instrument
         # A stub: the real section is 10-50 KB of device descriptions no table reads.
@@ -1050,14 +1072,14 @@ class _CorpusBuilder:
         if not self.chance(0.02):
             record["processing"] = self.raw_processing(session, upload_start, upload_end)
         latest = created
-        if self.chance(0.3):
+        if self.chance(0.25):
             record["quality_control"], latest = self.quality_control(
                 session, session.raw_modalities, self.between(session.end, 0.5, 6), "Raw data", full)
         self.touch(record, created, latest)
         return record
 
     def raw_processing(self, session: _Session, start: datetime, end: datetime) -> Record:
-        processing = json.loads(json.dumps(self.t.raw_processing))
+        processing = _clone(self.t.raw_processing)
         copy_step, compress_step = processing["data_processes"]
         copy_step["start_date_time"] = copy_step["end_date_time"] = _iso_z(start)
         copy_step["code"]["parameters"] = {"input_source": f"//allen/aind/stage/{session.raw_name}"}
@@ -1105,7 +1127,7 @@ class _CorpusBuilder:
         if not self.chance(0.02):
             record["processing"] = self.derived_processing(session, pipeline, processed_at)
         latest = created
-        if self.chance(0.75):
+        if self.chance(0.7):
             qc_start = processed_at - timedelta(minutes=rng.uniform(3, 20))
             record["quality_control"], latest = self.quality_control(session, modalities, qc_start, "Processing", full)
         self.touch(record, created, latest)
@@ -1181,11 +1203,11 @@ class _CorpusBuilder:
             if full or len(pool) <= 4:
                 chosen = pool
             else:
-                picks = sorted(self.rng.sample(range(len(pool)), self.rng.randint(2, 5)))
+                picks = sorted(self.rng.sample(range(len(pool)), self.rng.randint(1, 5)))
                 chosen = [pool[i] for i in picks]
-            metrics = [json.loads(text) for text in chosen]
+            metrics = [_clone(metric) for metric in chosen]
             if full:
-                grouping = json.loads(self.t.default_grouping[kind])
+                grouping = _clone(self.t.default_grouping[kind])
             else:
                 grouping = ["modality", _tag_types(metrics)]
         else:
@@ -1226,7 +1248,7 @@ class _CorpusBuilder:
         usable = [s for s in specs if s[1] in modalities or s[1] == "*"]
         if not usable:
             usable = specs
-        count = min(len(usable), self.rng.randint(2, 5))
+        count = min(len(usable), self.rng.randint(1, 5))
         picks = sorted(self.rng.sample(range(len(usable)), count))
         metrics = []
         for i in picks:
@@ -1392,7 +1414,7 @@ def _allocate(total: int, weights: Sequence[float]) -> list[int]:
 # Public API
 # --------------------------------------------------------------------------------------
 def iter_corpus(n: int = 2000, *, seed: int = 0, subjects: int | None = None) -> Iterator[Record]:
-    """The records of :func:`generate_corpus` in generation order (subject by subject)."""
+    """The records of :func:`generate_corpus`, one at a time, in the same order (low memory)."""
     if n < 0:
         raise ValueError("n must be >= 0")
     n_subjects = subjects if subjects is not None else max(1, round(n / ASSETS_PER_SUBJECT))
@@ -1402,9 +1424,10 @@ def iter_corpus(n: int = 2000, *, seed: int = 0, subjects: int | None = None) ->
 
 
 def generate_corpus(n: int = 2000, *, seed: int = 0, subjects: int | None = None) -> list[Record]:
-    """``n`` realistic v2 records, identical for identical arguments, in ``_created`` order.
+    """``n`` realistic v2 records, identical for identical arguments.
 
-    ``subjects`` defaults to ``n / 12`` (AIND's ratio of assets to subjects).
+    Records come in order of acquisition start, each raw asset followed by its derived
+    assets. ``subjects`` defaults to ``n / 12`` (AIND's ratio of assets to subjects).
     """
     # Building ~10^7 small containers triggers many full GC passes that find no cycles;
     # pausing the collector halves the run time.
@@ -1415,7 +1438,6 @@ def generate_corpus(n: int = 2000, *, seed: int = 0, subjects: int | None = None
     finally:
         if was_enabled:
             gc.enable()
-    records.sort(key=lambda r: (r["_created"], r["_id"]))
     return records
 
 

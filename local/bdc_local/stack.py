@@ -219,6 +219,8 @@ def local_stack(
             "--per-record-ms", str(config.docdb_per_record_ms),
             "--fault-rate", str(config.docdb_fault_rate),
             "--payload-limit-bytes", str(config.docdb_payload_limit_bytes),
+            # The real gateway's URL limit: a long `find` filter must fail here too.
+            "--max-url-bytes", "10240",
         ]  # fmt: skip
         if corpus_v1 is not None:
             docdb_args += ["--corpus-v1", str(corpus_v1)]

@@ -76,6 +76,8 @@ class SubjectPartitionedTable:
     projection: tuple[str, ...]
     rows: Callable[[dict], RowsByTable]
     subjects_per_chunk: int = 250
+    # QC sections run to tens of KB per record: smaller requests keep answers < 6 MB.
+    records_per_request: int = 100
     revision: int = 1
 
     @property
@@ -183,7 +185,7 @@ class SubjectPartitionedTable:
         ids = [rid for s in subjects for rid in plan["changed"].get(s, [])]
         fresh: dict[str, dict[str, list[dict[str, Any]]]] = {o.name: defaultdict(list) for o in self.outputs}
         records: list[dict[str, Any]] = []
-        for record in ctx.docdb().fetch_by_ids(ids, projection_of(self.projection)):
+        for record in ctx.docdb().fetch_by_ids(ids, projection_of(self.projection), self.records_per_request):
             records.append(self._take_record(record, plan["modified"], fresh, ctx.malformed))
         with ThreadPoolExecutor(max_workers=8) as pool:
             parts = list(pool.map(lambda s: self._subject_files(ctx, s, plan, fresh), subjects))

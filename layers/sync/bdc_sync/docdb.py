@@ -13,13 +13,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import requests
 from aind_data_access_api.document_db import MetadataDbClient
 
 from bdc_sync.docdb_session import build_session
 
-# An `_id $in` batch of this many full projections stays far below the gateway's
-# 6 MB page limit for typical records; larger pages are split by the server and
-# followed by skip-pagination anyway.
+# Ids per request: a 500-id body is ~20 KB, and 500 lean projections stay far below
+# the 6 MB payload limit; tables reading large sections pass smaller batches.
 ID_BATCH_SIZE = 500
 
 
@@ -79,32 +79,43 @@ class DocDB:
         records = self.find(filter_query, {"_id": 1, "_last_modified": 1})
         return {str(r["_id"]): str(r.get("_last_modified") or "") for r in records}
 
-    def fetch_by_ids(self, ids: Sequence[str], projection: dict | None = None) -> Iterator[dict]:
-        """Records with the given ids, fetched in batches, several at a time."""
-        batches = [list(ids[i : i + ID_BATCH_SIZE]) for i in range(0, len(ids), ID_BATCH_SIZE)]
-        yield from self._fan_out(batches, lambda batch: self._fetch_batch("_id", batch, projection))
+    def fetch_by_ids(
+        self, ids: Sequence[str], projection: dict | None = None, batch_size: int = ID_BATCH_SIZE
+    ) -> Iterator[dict]:
+        """Records with the given ids, fetched in batches, several batches at a time."""
+        yield from self.fetch_where_in("_id", ids, projection, batch_size)
 
     def fetch_where_in(
-        self, field: str, values: Sequence[str], projection: dict | None = None, batch_size: int = 50
+        self,
+        field: str,
+        values: Sequence[str],
+        projection: dict | None = None,
+        batch_size: int = ID_BATCH_SIZE,
     ) -> Iterator[dict]:
-        """Records whose ``field`` is one of ``values`` (e.g. subject ids), batched."""
-        batches = [list(values[i : i + batch_size]) for i in range(0, len(values), batch_size)]
-        yield from self._fan_out(
-            batches,
-            lambda batch: self._received(
-                self._client().retrieve_docdb_records(
-                    filter_query={field: {"$in": batch}}, projection=projection
-                )
-            ),
-        )
+        """Records whose ``field`` is one of ``values`` (ids, subject ids), batched.
 
-    def _fetch_batch(self, field: str, batch: list[str], projection: dict | None) -> list[dict]:
-        # limit = batch size: ids are unique, so one request answers the batch unless
-        # the gateway splits the page; no trailing empty-page request is needed.
-        records = self._client().retrieve_docdb_records(
-            filter_query={field: {"$in": batch}}, projection=projection, limit=len(batch)
-        )
-        return self._received(records)
+        The values travel in an aggregate's POST body: as a ``find`` filter they
+        would pass the gateway's 10 KB URL limit at a few hundred ids.
+        """
+        batches = [list(values[i : i + batch_size]) for i in range(0, len(values), batch_size)]
+        yield from self._fan_out(batches, lambda batch: self._match_in(field, batch, projection))
+
+    def _match_in(self, field: str, batch: list[str], projection: dict | None) -> list[dict]:
+        pipeline: list[dict] = [{"$match": {field: {"$in": batch}}}]
+        if projection:
+            pipeline.append({"$project": projection})
+        try:
+            return self.aggregate(pipeline)
+        except requests.HTTPError as exc:
+            # An aggregate answer cannot be paged: over the gateway's payload limit
+            # it is refused (413), so split the batch until the halves fit.
+            status = exc.response.status_code if exc.response is not None else None
+            if status != 413 or len(batch) == 1:
+                raise
+            middle = len(batch) // 2
+            return self._match_in(field, batch[:middle], projection) + self._match_in(
+                field, batch[middle:], projection
+            )
 
     def _fan_out(self, batches: list[list[str]], fetch: Any) -> Iterator[dict]:
         if not batches:

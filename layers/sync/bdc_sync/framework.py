@@ -467,6 +467,12 @@ class DerivedTable:
         produced = self.derive(ctx)
         if isinstance(produced, pa.Table):
             table = produced.select(self.spec.column_names).cast(self.spec.schema)
+            if self.spec.open_schema:
+                # Undeclared columns (metadata_upgrade's one per upgrader version)
+                # follow the declared ones, as the derivation produced them.
+                for name in produced.column_names:
+                    if name not in self.spec.column_names:
+                        table = table.append_column(produced.schema.field(name), produced[name])
         else:
             table = rows_to_arrow(produced, self.spec.schema, ctx.malformed)
         written = ctx.write(self.spec, table, fingerprint)

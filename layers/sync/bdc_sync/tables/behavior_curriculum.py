@@ -1,0 +1,143 @@
+"""behavior_curriculum: curriculum and stage of each behavior asset, from its trainer state.
+
+The input is S3, not DocDB: the first ``.json`` under ``<asset>/behavior/trainer_state``
+(or the older ``<asset>/behavior/Logs/.launcher/TrainerState_``) in the source bucket.
+A trainer state never changes once written, so the build is incremental on its own
+previous output: an asset already in the table keeps its row and is not read again,
+except rows with a curriculum but no stage node id (worth another look). Only new
+behavior assets cost S3 requests; no DocDB request is made at all. Rebuilt when
+asset_basics changed (new assets); rows of assets no longer there are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from bdc_sync.fields import as_text, get_path
+from bdc_sync.framework import BuildContext, DerivedTable, Row
+from bdc_sync.store import ObjectStore
+from bdc_sync.tables.assets import (
+    first_json_key,
+    key_in_bucket,
+    modality_contains,
+    parallel_map,
+    source_bucket_required,
+)
+from biodata_cache.catalog import BEHAVIOR_CURRICULUM
+
+logger = logging.getLogger(__name__)
+
+TRAINER_STATE_PREFIXES = ("behavior/trainer_state", "behavior/Logs/.launcher/TrainerState_")
+
+
+@dataclass(frozen=True)
+class Curriculum:
+    """What one asset's trainer state says, or why it says nothing."""
+
+    curriculum_name: str | None = None
+    stage_name: str | None = None
+    stage_node_id: int | None = None
+    error: str | None = None  # the trainer state exists but cannot be read
+
+
+def stage_node_id(state: dict, stage_name: str | None) -> int | None:
+    """Integer key of the curriculum graph node named like the stage."""
+    nodes = get_path(state, "curriculum.graph.nodes")
+    if not stage_name or not isinstance(nodes, dict):
+        return None
+    for key, node in nodes.items():
+        if isinstance(node, dict) and node.get("name") == stage_name:
+            try:
+                return int(key)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def curriculum_of(state: Any) -> Curriculum:
+    """The curriculum fields of a parsed trainer state."""
+    if not isinstance(state, dict):
+        return Curriculum(error=f"trainer state is {type(state).__name__}, expected an object")
+    stage = as_text(get_path(state, "stage.name")) or None
+    return Curriculum(
+        curriculum_name=as_text(get_path(state, "curriculum.name")) or None,
+        stage_name=stage,
+        stage_node_id=stage_node_id(state, stage),
+    )
+
+
+def read_curriculum(source: ObjectStore, asset_key: str | None) -> Curriculum:
+    """Find and parse an asset's trainer state; an asset stored elsewhere has none."""
+    if asset_key is None:
+        return Curriculum()
+    for prefix in TRAINER_STATE_PREFIXES:
+        key = first_json_key(source.list_keys(f"{asset_key}/{prefix}"))
+        if key is None:
+            continue
+        found = source.get_bytes(key)
+        if found is None:  # deleted between listing and reading
+            return Curriculum()
+        try:
+            return curriculum_of(json.loads(found[0]))
+        except ValueError as exc:
+            return Curriculum(error=f"{key}: not JSON: {exc}")
+    return Curriculum()
+
+
+def previous_rows(ctx: BuildContext) -> dict[str, Row]:
+    """Rows of the last build by asset name, minus those worth reading again."""
+    columns = BEHAVIOR_CURRICULUM.column_names
+    try:
+        table = ctx.cache.read_table(ctx.table_key(BEHAVIOR_CURRICULUM), columns=columns)
+    except (pa.ArrowInvalid, KeyError):  # an older layout: read everything again
+        return {}
+    if table is None:
+        return {}
+    return {
+        row["asset_name"]: row
+        for row in table.to_pylist()
+        if row["asset_name"] and not (row["curriculum_name"] and row["stage_node_id"] is None)
+    }
+
+
+def derive(ctx: BuildContext) -> list[Row]:
+    basics = ctx.upstream("asset_basics", columns=["name", "location", "modalities"])
+    behavior = basics.filter(modality_contains(basics, "behavior"))
+    bucket = ctx.settings.source_bucket
+    assets: dict[str, str | None] = {}
+    for name, location in zip(behavior["name"].to_pylist(), behavior["location"].to_pylist(), strict=True):
+        if name and name not in assets:
+            assets[name] = key_in_bucket(location, bucket)
+
+    kept = previous_rows(ctx)
+    new = [name for name in assets if name not in kept]
+    logger.info(
+        "reading trainer states",
+        extra={"table": BEHAVIOR_CURRICULUM.name, "assets": len(assets), "new": len(new)},
+    )
+    source = ctx.source(bucket)
+    with source_bucket_required(bucket):
+        found = parallel_map(lambda name: read_curriculum(source, assets[name]), new)
+
+    rows: list[Row] = [kept[name] for name in assets if name in kept]
+    for name, curriculum in zip(new, found, strict=True):
+        if curriculum.error:
+            ctx.malformed.add(name, curriculum.error)
+        rows.append(
+            {
+                "asset_name": name,
+                "curriculum_name": curriculum.curriculum_name,
+                "stage_name": curriculum.stage_name,
+                "stage_node_id": curriculum.stage_node_id,
+            }
+        )
+    rows.sort(key=lambda row: row["asset_name"])
+    return rows
+
+
+TABLE = DerivedTable(spec=BEHAVIOR_CURRICULUM, derive=derive)
