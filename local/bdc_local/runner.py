@@ -180,7 +180,7 @@ class QueuePoller:
                 self.before_invoke(event)
             result = self.handler(event, FakeContext(self.function_name))
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
-        except Exception:  # the whole invocation failed: every message returns
+        except BaseException:  # as in Lambda, a crashed invocation returns its messages
             logger.info("invocation of %s failed; its messages return to the queue", self.function_name)
             failed = {m["MessageId"] for m in messages}
         with self._lock:

@@ -133,7 +133,12 @@ def _cmd_head(args: argparse.Namespace) -> None:
 
 
 def _cmd_sql(args: argparse.Namespace) -> None:
-    frame = _cache(args).sql(args.query)
+    import duckdb
+
+    try:
+        frame = _cache(args).sql(args.query)
+    except duckdb.Error as exc:
+        raise BiodataCacheError(str(exc)) from None
     if frame is None:
         return
     if args.format == "csv":

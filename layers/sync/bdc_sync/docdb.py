@@ -33,11 +33,15 @@ class DocDB:
         version: str = "v2",
         plain_http: bool = False,
         max_concurrency: int = 4,
+        retries: int = 6,
+        backoff_seconds: float = 0.5,
     ) -> None:
         self.host = host
         self.version = version
         self.plain_http = plain_http
         self.max_concurrency = max(1, max_concurrency)
+        self.retries = retries
+        self.backoff_seconds = backoff_seconds
         self._local = threading.local()
         self._lock = threading.Lock()
         self.requests = 0
@@ -48,7 +52,12 @@ class DocDB:
         # documented as thread-safe.
         client = getattr(self._local, "client", None)
         if client is None:
-            session = build_session(plain_http=self.plain_http)
+            session = build_session(
+                plain_http=self.plain_http,
+                total_retries=self.retries,
+                backoff_factor=self.backoff_seconds,
+                pool_maxsize=self.max_concurrency,
+            )
             session.hooks["response"].append(self._count_response)
             client = MetadataDbClient(host=self.host, version=self.version, session=session)
             self._local.client = client

@@ -108,6 +108,8 @@ class BuildContext:
                 version=version,
                 plain_http=self.settings.docdb_plain_http,
                 max_concurrency=self.settings.docdb_max_concurrency,
+                retries=self.settings.docdb_retries,
+                backoff_seconds=self.settings.docdb_backoff_seconds,
             )
         return self._docdb[version]
 

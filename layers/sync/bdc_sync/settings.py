@@ -35,6 +35,10 @@ class Settings(BaseModel):
     ledger_ttl_days: int = 30
     # Concurrent DocDB requests one worker may make.
     docdb_max_concurrency: int = 4
+    # Retries of a throttled (429) or failed (5xx) DocDB request, with exponential
+    # backoff from docdb_backoff_seconds (full jitter), capped at 20 s a wait.
+    docdb_retries: int = 6
+    docdb_backoff_seconds: float = 0.5
     version_folder: str = Field(default_factory=layout.package_folder)
 
 
@@ -51,6 +55,8 @@ _ENV = {
     "worker_timeout_seconds": "WORKER_TIMEOUT_SECONDS",
     "ledger_ttl_days": "LEDGER_TTL_DAYS",
     "docdb_max_concurrency": "DOCDB_MAX_CONCURRENCY",
+    "docdb_retries": "DOCDB_RETRIES",
+    "docdb_backoff_seconds": "DOCDB_BACKOFF_SECONDS",
 }
 
 # The environment variables the code reads; the template test checks them.

@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+from weakref import WeakKeyDictionary
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from botocore.exceptions import ClientError
 
-from bdc_sync.framework import MissingInput
+from bdc_sync.framework import BuildContext, MissingInput
 
 # S3 answers in tens of milliseconds; thousands of small reads go 16 at a time
 # (the S3 client's connection pool holds 32).
@@ -85,6 +87,74 @@ def source_bucket_required(bucket: str) -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
-            raise MissingInput(f"source bucket {bucket} does not exist") from exc
+        error = exc.response.get("Error", {})
+        if error.get("Code") == "NoSuchBucket":
+            raise MissingInput(f"source bucket {error.get('BucketName') or bucket} does not exist") from exc
         raise
+
+
+class PerBuild(Generic[T]):
+    """A value computed at most once per build, shared by ``extra_inputs`` and ``derive``.
+
+    A DerivedTable that fingerprints what it reads from S3 would otherwise read it
+    twice when the fingerprint says "rebuild".
+    """
+
+    def __init__(self, compute: Callable[[BuildContext], T]) -> None:
+        self._compute = compute
+        self._values: WeakKeyDictionary[BuildContext, T] = WeakKeyDictionary()
+
+    def __call__(self, ctx: BuildContext) -> T:
+        if ctx not in self._values:
+            self._values[ctx] = self._compute(ctx)
+        return self._values[ctx]
+
+
+# -- SPIM: raw assets and their latest processed asset ----------------------------------
+@dataclass(frozen=True)
+class Asset:
+    """A derived asset as asset_basics knows it."""
+
+    name: str
+    id: str | None = None
+    location: str | None = None
+
+
+def raw_spim_names(basics: pa.Table, *, exa: bool) -> list[str]:
+    """Raw SPIM assets, sorted: exaSPIM ones (instrument id mentions exa) or the others."""
+    selected = basics.filter(
+        pc.and_(data_level_is(basics, "raw"), modality_contains(basics, "SPIM"))
+    )
+    names = selected["name"].to_pylist()
+    is_exa = text_contains(selected["instrument_id"].to_pylist(), "exa")
+    return sorted({name for name, flag in zip(names, is_exa, strict=True) if name and flag == exa})
+
+
+def latest_derived(source_data: pa.Table, raw_names: Iterable[str], marker: str) -> dict[str, str]:
+    """Raw name → the derived asset of it whose name contains ``marker``, latest processing time."""
+    wanted = set(raw_names)
+    best: dict[str, tuple[str, str]] = {}
+    for name, source, processed in zip(
+        source_data["name"].to_pylist(),
+        source_data["source_data"].to_pylist(),
+        source_data["processing_time"].to_pylist(),
+        strict=True,
+    ):
+        if source not in wanted or not name or marker.lower() not in name.lower():
+            continue
+        candidate = (processed or "", name)  # ties on time: the greater name, for a stable answer
+        if source not in best or candidate > best[source]:
+            best[source] = candidate
+    return {source: name for source, (_, name) in best.items()}
+
+
+def assets_by_name(basics: pa.Table, names: Iterable[str]) -> dict[str, Asset]:
+    """``_id`` and location of the named assets (the first record of a duplicated name)."""
+    wanted = set(names)
+    found: dict[str, Asset] = {}
+    for rid, name, location in zip(
+        basics["_id"].to_pylist(), basics["name"].to_pylist(), basics["location"].to_pylist(), strict=True
+    ):
+        if name in wanted and name not in found:
+            found[name] = Asset(name=name, id=rid, location=location)
+    return {name: found.get(name, Asset(name=name)) for name in wanted}
