@@ -35,5 +35,10 @@ bench: $(STAMP)
 layers: $(STAMP)
 	$(PY) layers/build.py
 
+## Called by `sam build` (template: BuildMethod makefile) with ARTIFACTS_DIR set.
+.PHONY: build-DependenciesLayer build-SyncLayer build-DispatcherFunction build-WorkerFunction build-FinalizerFunction
+build-DependenciesLayer build-SyncLayer build-DispatcherFunction build-WorkerFunction build-FinalizerFunction:
+	$(PYTHON) "$(CURDIR)/layers/build.py" --sam-target $(@:build-%=%) --artifacts-dir "$(ARTIFACTS_DIR)"
+
 clean:
 	rm -rf build .pytest_cache

@@ -64,13 +64,12 @@ import sys
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
 
 Record = dict[str, Any]
 
-UTC = timezone.utc
 FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
 FIXTURE_NAMES: tuple[str, ...] = ("vr_foraging_raw", "vr_foraging_derived", "pophys_derived", "fib_derived")
 
@@ -133,8 +132,14 @@ _STRUCTURES: dict[str, tuple[str, str]] = {
     "DR": ("872", "Dorsal nucleus raphe"),
     "root": ("997", "root"),
 }
+_FIXTURE_SUBJECTS = frozenset({828418, 808054, 692478})
 _INTENDED_MEASUREMENTS: tuple[str | None, ...] = (
-    "calcium", "dopamine", "acetylcholine", "norepinephrine", "serotonin", None,
+    "calcium",
+    "dopamine",
+    "acetylcholine",
+    "norepinephrine",
+    "serotonin",
+    None,
 )
 
 
@@ -179,24 +184,51 @@ _DYNAMIC_TYPES: tuple[tuple[str | None, float], ...] = (
 
 FAMILIES: tuple[Family, ...] = (
     Family(
-        key="dynamic_foraging", share=0.28, assets_per_subject=30, name_prefix="behavior_",
+        key="dynamic_foraging",
+        share=0.28,
+        assets_per_subject=30,
+        name_prefix="behavior_",
         raw_modalities=((("behavior", "behavior-videos"), 0.75), (("behavior",), 0.25)),
         derived_modalities=((("behavior",), 0.7), (("behavior", "behavior-videos"), 0.3)),
         acquisition_types=_DYNAMIC_TYPES,
-        instruments=("447-1-A", "447-2-B", "447-3-D", "1-4-D", "322_EPHYS1_231101", "447_5-A_20240412", "2-1-C"),
-        pipelines=(("Dynamic foraging NWB packaging", "_processed_"), ("Dynamic foraging model fitting", "_processed_")),
+        instruments=(
+            "447-1-A",
+            "447-2-B",
+            "447-3-D",
+            "1-4-D",
+            "322_EPHYS1_231101",
+            "447_5-A_20240412",
+            "2-1-C",
+        ),
+        pipelines=(
+            ("Dynamic foraging NWB packaging", "_processed_"),
+            ("Dynamic foraging model fitting", "_processed_"),
+        ),
         derived_counts=(0.35, 0.5, 0.15),
-        projects=("Behavior Platform", "Dynamic Foraging", "Neuromodulator circuit dynamics during foraging",
-                  "Force Foraging"),
+        projects=(
+            "Behavior Platform",
+            "Dynamic Foraging",
+            "Neuromodulator circuit dynamics during foraging",
+            "Force Foraging",
+        ),
         genotypes=_BEHAVIOR_GENOTYPES,
         experimenters=("Huy Nguyen", "Grace Liu", "Grace Huang", "Kai Moreno", "Tomás Ibarra", "Mara Okafor"),
-        session_gap_days=(1, 3), duration_minutes=(40, 90), processing_delay_hours=(2, 30),
-        offset_times=0.3, codeocean_share=0.06, qc_kind="behavior",
-        process_steps=(("NWB packaging", "https://github.com/AllenNeuralDynamics/aind-dynamic-foraging-nwb"),
-                       ("Behavior QC", "https://github.com/AllenNeuralDynamics/aind-dynamic-foraging-qc")),
+        session_gap_days=(1, 3),
+        duration_minutes=(40, 90),
+        processing_delay_hours=(2, 30),
+        offset_times=0.3,
+        codeocean_share=0.06,
+        qc_kind="behavior",
+        process_steps=(
+            ("NWB packaging", "https://github.com/AllenNeuralDynamics/aind-dynamic-foraging-nwb"),
+            ("Behavior QC", "https://github.com/AllenNeuralDynamics/aind-dynamic-foraging-qc"),
+        ),
     ),
     Family(
-        key="vr_foraging", share=0.10, assets_per_subject=20, name_prefix="",
+        key="vr_foraging",
+        share=0.10,
+        assets_per_subject=20,
+        name_prefix="",
         raw_modalities=((("behavior", "behavior-videos"), 1.0),),
         derived_modalities=((("behavior",), 1.0),),
         acquisition_types=(("AindVrForaging", 0.97), ("AindVrForagingOperantLearning", 0.03)),
@@ -206,101 +238,218 @@ FAMILIES: tuple[Family, ...] = (
         projects=("Cognitive flexibility in patch foraging",),
         genotypes=_BEHAVIOR_GENOTYPES,
         experimenters=("Huy Nguyen", "Olivia Unokesan", "Tiffany Ona", "Bruno Cruz"),
-        session_gap_days=(1, 3), duration_minutes=(45, 90), processing_delay_hours=(4, 30),
-        offset_times=0.0, codeocean_share=0.04, qc_kind="vr", fixture="vr_foraging_derived",
-        process_steps=(("Pipeline", "https://github.com/AllenNeuralDynamics/aind-vr-foraging-primary-data-nwb-packaging.git"),),
+        session_gap_days=(1, 3),
+        duration_minutes=(45, 90),
+        processing_delay_hours=(4, 30),
+        offset_times=0.0,
+        codeocean_share=0.04,
+        qc_kind="vr",
+        fixture="vr_foraging_derived",
+        process_steps=(
+            (
+                "Pipeline",
+                "https://github.com/AllenNeuralDynamics/aind-vr-foraging-primary-data-nwb-packaging.git",
+            ),
+        ),
     ),
     Family(
-        key="fib", share=0.15, assets_per_subject=16, name_prefix="",
-        raw_modalities=((("behavior", "behavior-videos", "fib"), 0.7), (("behavior", "fib"), 0.2), (("fib",), 0.1)),
+        key="fib",
+        share=0.15,
+        assets_per_subject=16,
+        name_prefix="",
+        raw_modalities=(
+            (("behavior", "behavior-videos", "fib"), 0.7),
+            (("behavior", "fib"), 0.2),
+            (("fib",), 0.1),
+        ),
         derived_modalities=((("fib",), 0.9), (("fib", "behavior"), 0.1)),
-        acquisition_types=(("AindVrForaging", 0.4), ("Coupled Baiting", 0.25), ("Uncoupled Without Baiting", 0.2),
-                           ("FIP passive", 0.1), (None, 0.05)),
+        acquisition_types=(
+            ("AindVrForaging", 0.4),
+            ("Coupled Baiting", 0.25),
+            ("Uncoupled Without Baiting", 0.2),
+            ("FIP passive", 0.1),
+            (None, 0.05),
+        ),
         instruments=("13A", "13B", "FIP_1", "447_FIP2_20240305", "1-1-B"),
-        pipelines=(("Fiberphotometry Schema 2.0 Processing Pipeline", "_processed_"),
-                   ("Fiber photometry dF/F and QC", "_processed_")),
+        pipelines=(
+            ("Fiberphotometry Schema 2.0 Processing Pipeline", "_processed_"),
+            ("Fiber photometry dF/F and QC", "_processed_"),
+        ),
         derived_counts=(0.15, 0.6, 0.2, 0.05),
-        projects=("Cognitive flexibility in patch foraging", "Neuromodulator circuit dynamics during foraging",
-                  "Dynamic Foraging", "Neurobiology of Action"),
+        projects=(
+            "Cognitive flexibility in patch foraging",
+            "Neuromodulator circuit dynamics during foraging",
+            "Dynamic Foraging",
+            "Neurobiology of Action",
+        ),
         genotypes=("Dbh-Cre-KI/wt", "Slc6a3-IRES-Cre/wt", "Chat-IRES-Cre-neo/wt", "Drd1-Cre/wt", "wt/wt"),
         experimenters=("Olivia Unokesan", "Huy Nguyen", "Ahad Bawany", "Mara Okafor"),
-        session_gap_days=(1, 4), duration_minutes=(40, 80), processing_delay_hours=(2, 48),
-        offset_times=0.1, codeocean_share=0.05, qc_kind="fib", fixture="fib_derived",
-        process_steps=(("dF/F estimation", "https://github.com/AllenNeuralDynamics/aind-fip-dff"),
-                       ("Fiber photometry QC", "https://github.com/AllenNeuralDynamics/aind-fip-qc")),
+        session_gap_days=(1, 4),
+        duration_minutes=(40, 80),
+        processing_delay_hours=(2, 48),
+        offset_times=0.1,
+        codeocean_share=0.05,
+        qc_kind="fib",
+        fixture="fib_derived",
+        process_steps=(
+            ("dF/F estimation", "https://github.com/AllenNeuralDynamics/aind-fip-dff"),
+            ("Fiber photometry QC", "https://github.com/AllenNeuralDynamics/aind-fip-qc"),
+        ),
     ),
     Family(
-        key="pophys", share=0.14, assets_per_subject=12, name_prefix="multiplane-ophys_",
-        raw_modalities=((("pophys", "behavior-videos"), 0.6), (("pophys", "behavior", "behavior-videos"), 0.3),
-                        (("pophys",), 0.1)),
+        key="pophys",
+        share=0.14,
+        assets_per_subject=12,
+        name_prefix="multiplane-ophys_",
+        raw_modalities=(
+            (("pophys", "behavior-videos"), 0.6),
+            (("pophys", "behavior", "behavior-videos"), 0.3),
+            (("pophys",), 0.1),
+        ),
         derived_modalities=((("pophys", "behavior-videos"), 0.5), (("pophys",), 0.5)),
-        acquisition_types=(("OPHYS_2_images_A_passive", 0.2), ("OPHYS_1_images_A", 0.2),
-                           ("TRAINING_5_images_A_handoff_ready", 0.15), ("BCI single neuron stim", 0.15),
-                           ("Spontaneous", 0.15), ("Coupled Baiting", 0.05), (None, 0.1)),
+        acquisition_types=(
+            ("OPHYS_2_images_A_passive", 0.2),
+            ("OPHYS_1_images_A", 0.2),
+            ("TRAINING_5_images_A_handoff_ready", 0.15),
+            ("BCI single neuron stim", 0.15),
+            ("Spontaneous", 0.15),
+            ("Coupled Baiting", 0.05),
+            (None, 0.1),
+        ),
         instruments=("429-mesoscope-20220321", "MESO.1", "MESO.2", "BCI_1", "ophys-2p-3_2023-06-01"),
-        pipelines=(("Multiplane Ophys Processing Pipeline", "_processed_"),
-                   ("Ophys motion correction and segmentation", "_processed_")),
+        pipelines=(
+            ("Multiplane Ophys Processing Pipeline", "_processed_"),
+            ("Ophys motion correction and segmentation", "_processed_"),
+        ),
         derived_counts=(0.1, 0.55, 0.3, 0.05),
-        projects=("Learning mFISH-V1omFISH", "Brain Computer Interface", "OpenScope",
-                  "Single-neuron computations within brain-wide circuits (SCBC)"),
-        genotypes=("Slc32a1-IRES-Cre/wt;Oi1(TIT2L-jGCaMP8s-WPRE-ICL-IRES-tTA2)/wt",
-                   "Slc17a7-IRES2-Cre/wt;Camk2a-tTA/wt;Ai93(TITL-GCaMP6f)/wt",
-                   "Sst-IRES-Cre/wt;Ai148(TIT2L-GC6f-ICL-tTA2)/wt",
-                   "Vip-IRES-Cre/wt;Ai148(TIT2L-GC6f-ICL-tTA2)/wt"),
+        projects=(
+            "Learning mFISH-V1omFISH",
+            "Brain Computer Interface",
+            "OpenScope",
+            "Single-neuron computations within brain-wide circuits (SCBC)",
+        ),
+        genotypes=(
+            "Slc32a1-IRES-Cre/wt;Oi1(TIT2L-jGCaMP8s-WPRE-ICL-IRES-tTA2)/wt",
+            "Slc17a7-IRES2-Cre/wt;Camk2a-tTA/wt;Ai93(TITL-GCaMP6f)/wt",
+            "Sst-IRES-Cre/wt;Ai148(TIT2L-GC6f-ICL-tTA2)/wt",
+            "Vip-IRES-Cre/wt;Ai148(TIT2L-GC6f-ICL-tTA2)/wt",
+        ),
         experimenters=("Priya Raman", "Sam Whitfield", "Lena Vogt", "Jasper Lund"),
-        session_gap_days=(1, 7), duration_minutes=(60, 80), processing_delay_hours=(12, 24 * 200),
-        offset_times=1.0, codeocean_share=0.4, qc_kind="pophys", fixture="pophys_derived",
-        process_steps=(("Motion correction", "https://github.com/AllenNeuralDynamics/aind-ophys-motion-correction"),
-                       ("Segmentation", "https://github.com/AllenNeuralDynamics/aind-ophys-extraction-suite2p"),
-                       ("dF/F estimation", "https://github.com/AllenNeuralDynamics/aind-ophys-dff")),
+        session_gap_days=(1, 7),
+        duration_minutes=(60, 80),
+        processing_delay_hours=(12, 24 * 200),
+        offset_times=1.0,
+        codeocean_share=0.4,
+        qc_kind="pophys",
+        fixture="pophys_derived",
+        process_steps=(
+            ("Motion correction", "https://github.com/AllenNeuralDynamics/aind-ophys-motion-correction"),
+            ("Segmentation", "https://github.com/AllenNeuralDynamics/aind-ophys-extraction-suite2p"),
+            ("dF/F estimation", "https://github.com/AllenNeuralDynamics/aind-ophys-dff"),
+        ),
     ),
     Family(
-        key="ecephys", share=0.12, assets_per_subject=6, name_prefix="ecephys_",
-        raw_modalities=((("ecephys", "behavior-videos"), 0.6), (("ecephys", "behavior", "behavior-videos"), 0.3),
-                        (("ecephys",), 0.1)),
+        key="ecephys",
+        share=0.12,
+        assets_per_subject=6,
+        name_prefix="ecephys_",
+        raw_modalities=(
+            (("ecephys", "behavior-videos"), 0.6),
+            (("ecephys", "behavior", "behavior-videos"), 0.3),
+            (("ecephys",), 0.1),
+        ),
         derived_modalities=((("ecephys",), 0.85), (("ecephys", "behavior"), 0.15)),
-        acquisition_types=(("Neuropixels passive stimulation", 0.3), ("Dynamic Routing", 0.2),
-                           ("Uncoupled Baiting", 0.2), ("Spontaneous", 0.2), (None, 0.1)),
-        instruments=("323_EPHYS1_20231115", "323_EPHYS2-RF_2024-01-18", "327_NP2_240401", "NP3",
-                     "323_EPHYS3-OPTO_20240628"),
-        pipelines=(("Ecephys Spike Sorting Pipeline (Kilosort 4)", "_sorted_"),
-                   ("Ecephys Spike Sorting Pipeline (Kilosort 2.5)", "_sorted_"),
-                   ("Ecephys LFP preprocessing", "_processed_")),
+        acquisition_types=(
+            ("Neuropixels passive stimulation", 0.3),
+            ("Dynamic Routing", 0.2),
+            ("Uncoupled Baiting", 0.2),
+            ("Spontaneous", 0.2),
+            (None, 0.1),
+        ),
+        instruments=(
+            "323_EPHYS1_20231115",
+            "323_EPHYS2-RF_2024-01-18",
+            "327_NP2_240401",
+            "NP3",
+            "323_EPHYS3-OPTO_20240628",
+        ),
+        pipelines=(
+            ("Ecephys Spike Sorting Pipeline (Kilosort 4)", "_sorted_"),
+            ("Ecephys Spike Sorting Pipeline (Kilosort 2.5)", "_sorted_"),
+            ("Ecephys LFP preprocessing", "_processed_"),
+        ),
         derived_counts=(0.1, 0.5, 0.3, 0.1),
-        projects=("Ephys Platform", "Thalamus in the middle",
-                  "Single-neuron computations within brain-wide circuits (SCBC)", "OpenScope",
-                  "Neurobiology of Action"),
-        genotypes=("wt/wt", "Sst-IRES-Cre/wt;Ai32(RCL-ChR2(H134R)_EYFP)/wt", "Pvalb-IRES-Cre/wt",
-                   "Vip-IRES-Cre/wt"),
+        projects=(
+            "Ephys Platform",
+            "Thalamus in the middle",
+            "Single-neuron computations within brain-wide circuits (SCBC)",
+            "OpenScope",
+            "Neurobiology of Action",
+        ),
+        genotypes=(
+            "wt/wt",
+            "Sst-IRES-Cre/wt;Ai32(RCL-ChR2(H134R)_EYFP)/wt",
+            "Pvalb-IRES-Cre/wt",
+            "Vip-IRES-Cre/wt",
+        ),
         experimenters=("Owen Price", "Nadia Farouk", "Felix Brandt", "Jasper Lund"),
-        session_gap_days=(1, 14), duration_minutes=(90, 150), processing_delay_hours=(12, 24 * 30),
-        offset_times=0.5, codeocean_share=0.1, qc_kind="ecephys",
-        process_steps=(("Ephys preprocessing", "https://github.com/AllenNeuralDynamics/aind-ephys-preprocessing"),
-                       ("Spike sorting", "https://github.com/AllenNeuralDynamics/aind-ephys-spikesort-kilosort4"),
-                       ("Ephys postprocessing", "https://github.com/AllenNeuralDynamics/aind-ephys-postprocessing")),
+        session_gap_days=(1, 14),
+        duration_minutes=(90, 150),
+        processing_delay_hours=(12, 24 * 30),
+        offset_times=0.5,
+        codeocean_share=0.1,
+        qc_kind="ecephys",
+        process_steps=(
+            ("Ephys preprocessing", "https://github.com/AllenNeuralDynamics/aind-ephys-preprocessing"),
+            ("Spike sorting", "https://github.com/AllenNeuralDynamics/aind-ephys-spikesort-kilosort4"),
+            ("Ephys postprocessing", "https://github.com/AllenNeuralDynamics/aind-ephys-postprocessing"),
+        ),
     ),
     Family(
-        key="smartspim", share=0.06, assets_per_subject=2.5, name_prefix="SmartSPIM_",
+        key="smartspim",
+        share=0.06,
+        assets_per_subject=2.5,
+        name_prefix="SmartSPIM_",
         raw_modalities=((("SPIM",), 1.0),),
         derived_modalities=((("SPIM",), 1.0),),
         acquisition_types=(("SmartSPIM whole brain imaging", 0.8), (None, 0.2)),
-        instruments=("SmartSPIM1-2_20240101", "SmartSPIM2-1_2023-11-15", "SmartSPIM3-2", "440_SmartSPIM1_20240327",
-                     "SPIM-LS2_2023-05-02"),
-        pipelines=(("SmartSPIM Stitching and Cell Segmentation", "_stitched_"),
-                   ("SmartSPIM CCF Registration", "_processed_")),
+        instruments=(
+            "SmartSPIM1-2_20240101",
+            "SmartSPIM2-1_2023-11-15",
+            "SmartSPIM3-2",
+            "440_SmartSPIM1_20240327",
+            "SPIM-LS2_2023-05-02",
+        ),
+        pipelines=(
+            ("SmartSPIM Stitching and Cell Segmentation", "_stitched_"),
+            ("SmartSPIM CCF Registration", "_processed_"),
+        ),
         derived_counts=(0.15, 0.55, 0.25, 0.05),
         projects=("MSMA Platform", "Thalamus in the middle", "Molecular Anatomy Cell Types"),
-        genotypes=("wt/wt", "Pvalb-IRES-Cre/wt;Ai14(RCL-tdT)/wt", "Sst-IRES-Cre/wt;Ai14(RCL-tdT)/wt",
-                   "Slc17a6-IRES-Cre/wt"),
+        genotypes=(
+            "wt/wt",
+            "Pvalb-IRES-Cre/wt;Ai14(RCL-tdT)/wt",
+            "Sst-IRES-Cre/wt;Ai14(RCL-tdT)/wt",
+            "Slc17a6-IRES-Cre/wt",
+        ),
         experimenters=("Ren Takeda", "Ivy Chen", "Dana Whitcombe"),
-        session_gap_days=(30, 200), duration_minutes=(600, 1800), processing_delay_hours=(48, 24 * 40),
-        offset_times=0.0, codeocean_share=0.0, qc_kind="spim",
-        process_steps=(("Image tile stitching", "https://github.com/AllenNeuralDynamics/aind-smartspim-stitch"),
-                       ("Image cell segmentation", "https://github.com/AllenNeuralDynamics/aind-smartspim-segmentation"),
-                       ("Image atlas alignment", "https://github.com/AllenNeuralDynamics/aind-ccf-registration")),
+        session_gap_days=(30, 200),
+        duration_minutes=(600, 1800),
+        processing_delay_hours=(48, 24 * 40),
+        offset_times=0.0,
+        codeocean_share=0.0,
+        qc_kind="spim",
+        process_steps=(
+            ("Image tile stitching", "https://github.com/AllenNeuralDynamics/aind-smartspim-stitch"),
+            ("Image cell segmentation", "https://github.com/AllenNeuralDynamics/aind-smartspim-segmentation"),
+            ("Image atlas alignment", "https://github.com/AllenNeuralDynamics/aind-ccf-registration"),
+        ),
     ),
     Family(
-        key="exaspim", share=0.02, assets_per_subject=2.5, name_prefix="exaSPIM_",
+        key="exaspim",
+        share=0.02,
+        assets_per_subject=2.5,
+        name_prefix="exaSPIM_",
         raw_modalities=((("SPIM",), 1.0),),
         derived_modalities=((("SPIM",), 1.0),),
         acquisition_types=(("exaSPIM whole brain imaging", 0.8), (None, 0.2)),
@@ -310,13 +459,22 @@ FAMILIES: tuple[Family, ...] = (
         projects=("Mouse Light Neuron Morphology", "Molecular Anatomy Cell Types"),
         genotypes=("wt/wt", "Slc17a6-IRES-Cre/wt"),
         experimenters=("Ivy Chen", "Ren Takeda"),
-        session_gap_days=(14, 120), duration_minutes=(1200, 4000), processing_delay_hours=(72, 24 * 60),
-        offset_times=0.0, codeocean_share=0.0, qc_kind="spim",
-        process_steps=(("Image tile alignment", "https://github.com/AllenNeuralDynamics/aind-exaspim-alignment"),
-                       ("Image tile fusing", "https://github.com/AllenNeuralDynamics/aind-exaspim-fusion")),
+        session_gap_days=(14, 120),
+        duration_minutes=(1200, 4000),
+        processing_delay_hours=(72, 24 * 60),
+        offset_times=0.0,
+        codeocean_share=0.0,
+        qc_kind="spim",
+        process_steps=(
+            ("Image tile alignment", "https://github.com/AllenNeuralDynamics/aind-exaspim-alignment"),
+            ("Image tile fusing", "https://github.com/AllenNeuralDynamics/aind-exaspim-fusion"),
+        ),
     ),
     Family(
-        key="slap2", share=0.04, assets_per_subject=8, name_prefix="slap2_",
+        key="slap2",
+        share=0.04,
+        assets_per_subject=8,
+        name_prefix="slap2_",
         raw_modalities=((("slap2", "behavior-videos"), 0.5), (("slap2",), 0.5)),
         derived_modalities=((("slap2",), 1.0),),
         acquisition_types=(("Spontaneous dendritic imaging", 0.5), ("Visual stimulation", 0.4), (None, 0.1)),
@@ -326,26 +484,48 @@ FAMILIES: tuple[Family, ...] = (
         projects=("Dendritic computation with SLAP2",),
         genotypes=("wt/wt", "Emx1-IRES-Cre/wt"),
         experimenters=("Sam Whitfield", "Lena Vogt"),
-        session_gap_days=(2, 10), duration_minutes=(60, 120), processing_delay_hours=(6, 72),
-        offset_times=0.5, codeocean_share=0.1, qc_kind="slap2",
-        process_steps=(("Motion correction", "https://github.com/AllenNeuralDynamics/aind-slap2-motion-correction"),
-                       ("Source extraction", "https://github.com/AllenNeuralDynamics/aind-slap2-extraction")),
+        session_gap_days=(2, 10),
+        duration_minutes=(60, 120),
+        processing_delay_hours=(6, 72),
+        offset_times=0.5,
+        codeocean_share=0.1,
+        qc_kind="slap2",
+        process_steps=(
+            ("Motion correction", "https://github.com/AllenNeuralDynamics/aind-slap2-motion-correction"),
+            ("Source extraction", "https://github.com/AllenNeuralDynamics/aind-slap2-extraction"),
+        ),
     ),
     Family(
-        key="misc", share=0.09, assets_per_subject=5, name_prefix="behavior_",
+        key="misc",
+        share=0.09,
+        assets_per_subject=5,
+        name_prefix="behavior_",
         raw_modalities=((("behavior-videos",), 0.4), (("behavior",), 0.4), (("fib", "behavior"), 0.2)),
         derived_modalities=((("behavior-videos",), 0.5), (("behavior",), 0.5)),
-        acquisition_types=(("Coupled Baiting", 0.3), ("Uncoupled Without Baiting", 0.2), ("Habituation", 0.2),
-                           (None, 0.3)),
+        acquisition_types=(
+            ("Coupled Baiting", 0.3),
+            ("Uncoupled Without Baiting", 0.2),
+            ("Habituation", 0.2),
+            (None, 0.3),
+        ),
         instruments=("447-1-A", "BehaviorVideo-1", "4A"),
         pipelines=(("Behavior videos compression", "_processed_"),),
         derived_counts=(0.6, 0.4),
         projects=("Behavior Platform", "Force Foraging", "OpenScope"),
         genotypes=_BEHAVIOR_GENOTYPES,
         experimenters=("Huy Nguyen", "Kai Moreno"),
-        session_gap_days=(1, 14), duration_minutes=(10, 60), processing_delay_hours=(1, 24),
-        offset_times=0.3, codeocean_share=0.1, qc_kind="behavior",
-        process_steps=(("Video compression", "https://github.com/AllenNeuralDynamics/aind-behavior-video-transformation"),),
+        session_gap_days=(1, 14),
+        duration_minutes=(10, 60),
+        processing_delay_hours=(1, 24),
+        offset_times=0.3,
+        codeocean_share=0.1,
+        qc_kind="behavior",
+        process_steps=(
+            (
+                "Video compression",
+                "https://github.com/AllenNeuralDynamics/aind-behavior-video-transformation",
+            ),
+        ),
     ),
 )
 FAMILY_BY_KEY: dict[str, Family] = {f.key: f for f in FAMILIES}
@@ -573,11 +753,14 @@ class _CorpusBuilder:
         rng = self.rng
         family_weights = [(f, f.share / f.assets_per_subject) for f in FAMILIES]
         id_space = range(550_000, 550_000 + max(300_000, 3 * n_subjects))
-        ids = sorted(rng.sample(id_space, n_subjects))
+        # Never reuse a fixture's subject: tests mix the real records into corpora.
+        ids = sorted(i for i in rng.sample(id_space, n_subjects + 3) if i not in _FIXTURE_SUBJECTS)[
+            :n_subjects
+        ]
         subjects = [self.subject(str(sid), self.weighted(family_weights)) for sid in ids]
         # Heavy-tailed session counts: some mice train for months, most brains are imaged once.
         weights = [s.family.assets_per_subject * rng.lognormvariate(0, 0.5) for s in subjects]
-        for subject, count in zip(subjects, _allocate(n, weights)):
+        for subject, count in zip(subjects, _allocate(n, weights), strict=True):
             subject.budget = count
             self.place_in_time(subject)
         return subjects
@@ -607,11 +790,19 @@ class _CorpusBuilder:
             subject_section=None,
             procedures=None,
             institution=(
-                {"abbreviation": "AIND", "name": "Allen Institute for Neural Dynamics",
-                 "registry": "Research Organization Registry (ROR)", "registry_identifier": "04szwah67"}
+                {
+                    "abbreviation": "AIND",
+                    "name": "Allen Institute for Neural Dynamics",
+                    "registry": "Research Organization Registry (ROR)",
+                    "registry_identifier": "04szwah67",
+                }
                 if self.chance(0.9 if is_spim else 0.97)
-                else {"abbreviation": "AIBS", "name": "Allen Institute for Brain Science",
-                      "registry": "Research Organization Registry (ROR)", "registry_identifier": "00dcv1019"}
+                else {
+                    "abbreviation": "AIBS",
+                    "name": "Allen Institute for Brain Science",
+                    "registry": "Research Organization Registry (ROR)",
+                    "registry_identifier": "00dcv1019",
+                }
             ),
         )
         if family.key in ("fib",) or (family.key == "misc" and self.chance(0.2)):
@@ -621,7 +812,9 @@ class _CorpusBuilder:
     def place_in_time(self, subject: _Subject) -> None:
         rng = self.rng
         family = subject.family
-        mean_per_session = 1 + sum(i * w for i, w in enumerate(family.derived_counts)) / sum(family.derived_counts)
+        mean_per_session = 1 + sum(i * w for i, w in enumerate(family.derived_counts)) / sum(
+            family.derived_counts
+        )
         sessions = max(1.0, subject.budget / mean_per_session)
         # Plan with the longest gap so that a subject's last session still falls before LATEST_SESSION.
         span_days = sessions * family.session_gap_days[1] + 30
@@ -643,7 +836,9 @@ class _CorpusBuilder:
         count = self.weighted([(1, 0.2), (2, 0.4), (3, 0.15), (4, 0.25)])
         fibers = []
         for i in range(count):
-            acronym = self.weighted([(a, 1.0) for a in _STRUCTURES if a != "root"] + [("root", 0.4), (None, 0.3)])
+            acronym = self.weighted(
+                [(a, 1.0) for a in _STRUCTURES if a != "root"] + [("root", 0.4), (None, 0.3)]
+            )
             fibers.append((f"Fiber_{i}", acronym))
         return fibers
 
@@ -696,13 +891,19 @@ class _CorpusBuilder:
             procedures = _clone(self.t.vr_procedures)
             procedures["subject_procedures"] = procedures["subject_procedures"][:1]
             procedures["specimen_procedures"] = [
-                {"object_type": "Specimen procedure", "procedure_type": step, "specimen_id": subject.subject_id}
+                {
+                    "object_type": "Specimen procedure",
+                    "procedure_type": step,
+                    "specimen_id": subject.subject_id,
+                }
                 for step in ("Fixation", "Delipidation", "Refractive index matching")
             ]
         else:
             procedures = _clone(self.t.vr_procedures)
             if family.key in ("ecephys", "slap2"):
-                procedures["subject_procedures"] = procedures["subject_procedures"][:1]  # no water restriction
+                procedures["subject_procedures"] = procedures["subject_procedures"][
+                    :1
+                ]  # no water restriction
         procedures["subject_id"] = subject.subject_id
         self.date_procedures(procedures, subject)
         return procedures
@@ -714,7 +915,9 @@ class _CorpusBuilder:
         procedures["coordinate_system"] = None
         for surgery in procedures.get("subject_procedures") or []:
             if surgery.get("object_type") == "Water restriction":
-                surgery["start_date"] = (subject.start.date() - timedelta(days=self.rng.randint(5, 20))).isoformat()
+                surgery["start_date"] = (
+                    subject.start.date() - timedelta(days=self.rng.randint(5, 20))
+                ).isoformat()
                 surgery["baseline_weight"] = round(self.rng.uniform(18, 28), 2)
                 continue
             kinds = {p.get("object_type") for p in surgery.get("procedures") or []}
@@ -788,7 +991,9 @@ class _CorpusBuilder:
     def session(self, subject: _Subject, start: datetime) -> _Session:
         family = subject.family
         rng = self.rng
-        end = start + timedelta(minutes=rng.uniform(*family.duration_minutes), microseconds=rng.randrange(10**6))
+        end = start + timedelta(
+            minutes=rng.uniform(*family.duration_minutes), microseconds=rng.randrange(10**6)
+        )
         clock = subject.time_style.name_clock(start)
         raw_name = f"{family.name_prefix}{subject.subject_id}_{_stamp(clock)}"
         subject.raw_names.append(raw_name)
@@ -828,7 +1033,14 @@ class _CorpusBuilder:
 
     def name_variant(self, name: str, people: Sequence[str]) -> Any:
         form = self.weighted(
-            [("dotted", 0.3), ("full", 0.35), ("first", 0.1), ("pair", 0.08), ("object", 0.1), ("lower", 0.07)]
+            [
+                ("dotted", 0.3),
+                ("full", 0.35),
+                ("first", 0.1),
+                ("pair", 0.08),
+                ("object", 0.1),
+                ("lower", 0.07),
+            ]
         )
         if form == "dotted":
             return _dotted(name)
@@ -896,17 +1108,19 @@ class _CorpusBuilder:
             streams.append(self.fib_stream(session))
             mods.remove("fib")
         if mods:
-            streams.append({
-                "active_devices": [f"{m}_device" for m in mods],
-                "code": None,
-                "configurations": [],
-                "connections": [],
-                "modalities": [_modality(m) for m in mods],
-                "notes": None,
-                "object_type": "Data stream",
-                "stream_end_time": fmt(session.end),
-                "stream_start_time": fmt(session.start),
-            })
+            streams.append(
+                {
+                    "active_devices": [f"{m}_device" for m in mods],
+                    "code": None,
+                    "configurations": [],
+                    "connections": [],
+                    "modalities": [_modality(m) for m in mods],
+                    "notes": None,
+                    "object_type": "Data stream",
+                    "stream_end_time": fmt(session.end),
+                    "stream_start_time": fmt(session.start),
+                }
+            )
         return streams
 
     def fib_stream(self, session: _Session) -> Record:
@@ -915,7 +1129,12 @@ class _CorpusBuilder:
         rng = self.rng
         connections = []
         configurations: list[Record] = [
-            {"device_name": led, "object_type": "Light emitting diode config", "power": 20, "power_unit": "percent"}
+            {
+                "device_name": led,
+                "object_type": "Light emitting diode config",
+                "power": 20,
+                "power_unit": "percent",
+            }
             for led in ("415nm LED", "470nm LED", "560nm LED")
         ]
         devices = ["415nm LED", "470nm LED", "560nm LED", "Green CMOS", "Red CMOS"]
@@ -926,8 +1145,16 @@ class _CorpusBuilder:
             if self.chance(0.02):
                 target = f"Fiber {i + 4}"  # a cord plugged into nothing that was implanted
             devices += [cord, target]
-            connections.append({"object_type": "Connection", "send_and_receive": False, "source_device": cord,
-                                "source_port": None, "target_device": target, "target_port": None})
+            connections.append(
+                {
+                    "object_type": "Connection",
+                    "send_and_receive": False,
+                    "source_device": cord,
+                    "source_port": None,
+                    "target_device": target,
+                    "target_port": None,
+                }
+            )
             green = rng.choice(_INTENDED_MEASUREMENTS[:5])
             red = rng.choice(_INTENDED_MEASUREMENTS)
             entries = []
@@ -940,7 +1167,9 @@ class _CorpusBuilder:
                 if measurement is None and self.chance(0.5):
                     del entry["intended_measurement"]
                 entries.append(entry)
-            configurations.append({"channels": entries, "device_name": cord, "object_type": "Patch cord config"})
+            configurations.append(
+                {"channels": entries, "device_name": cord, "object_type": "Patch cord config"}
+            )
         return {
             "active_devices": devices,
             "code": None,
@@ -958,8 +1187,9 @@ class _CorpusBuilder:
             return f"s3://{CODEOCEAN_BUCKET}/{code_ocean_id}"
         return f"s3://{OPEN_DATA_BUCKET}/{name}"
 
-    def envelope(self, name: str, location: str, code_ocean: list[str] | None, created: datetime,
-                 schema_version: str) -> Record:
+    def envelope(
+        self, name: str, location: str, code_ocean: list[str] | None, created: datetime, schema_version: str
+    ) -> Record:
         other: Record | None = {"Code Ocean": code_ocean} if code_ocean is not None else None
         return {
             "_id": self.uuid(),
@@ -981,8 +1211,15 @@ class _CorpusBuilder:
             "_last_modified": _iso_ms_z(created),
         }
 
-    def data_description(self, session: _Session, name: str, level: str, created: datetime,
-                         modalities: Sequence[str], source_data: list[str] | None) -> Record:
+    def data_description(
+        self,
+        session: _Session,
+        name: str,
+        level: str,
+        created: datetime,
+        modalities: Sequence[str],
+        source_data: list[str] | None,
+    ) -> Record:
         subject = session.subject
         project: str | None = subject.project if not self.chance(0.01) else None
         investigators = PROJECT_INVESTIGATORS.get(subject.project, ())
@@ -1000,13 +1237,19 @@ class _CorpusBuilder:
             "data_level": level,
             "data_summary": None,
             "describedBy": _SCHEMA_URL.format("data_description"),
-            "funding_source": [{
-                "fundee": [],
-                "funder": {"abbreviation": "AI", "name": "Allen Institute",
-                           "registry": "Research Organization Registry (ROR)", "registry_identifier": "03cpe7c52"},
-                "grant_number": None,
-                "object_type": "Funding",
-            }],
+            "funding_source": [
+                {
+                    "fundee": [],
+                    "funder": {
+                        "abbreviation": "AI",
+                        "name": "Allen Institute",
+                        "registry": "Research Organization Registry (ROR)",
+                        "registry_identifier": "03cpe7c52",
+                    },
+                    "grant_number": None,
+                    "object_type": "Funding",
+                }
+            ],
             "group": None,
             "institution": dict(subject.institution),
             "investigators": people,
@@ -1050,7 +1293,9 @@ class _CorpusBuilder:
         # A stub: the real section is 10-50 KB of device descriptions no table reads.
         return {
             "instrument_id": session.instrument,
-            "modification_date": (session.start - timedelta(days=self.rng.randint(1, 400))).date().isoformat(),
+            "modification_date": (session.start - timedelta(days=self.rng.randint(1, 400)))
+            .date()
+            .isoformat(),
             "object_type": "Instrument",
             "schema_version": "2.0.36",
         }
@@ -1064,17 +1309,23 @@ class _CorpusBuilder:
         full = family.fixture is not None and self.chance(FULL_SIZE_PROBABILITY)
         name = session.raw_name
         code_ocean = [self.uuid()] if self.chance(0.85) else None
-        bucket = PRIVATE_BUCKET if self.chance(0.03) and family.key not in ("smartspim", "exaspim") else OPEN_DATA_BUCKET
+        bucket = (
+            PRIVATE_BUCKET
+            if self.chance(0.03) and family.key not in ("smartspim", "exaspim")
+            else OPEN_DATA_BUCKET
+        )
         record = self.envelope(name, f"s3://{bucket}/{name}", code_ocean, created, "2.2.2")
         record["data_description"] = self.data_description(
-            session, name, "raw", upload_start, session.raw_modalities, None)
+            session, name, "raw", upload_start, session.raw_modalities, None
+        )
         self.fill_common(record, session, full)
         if not self.chance(0.02):
             record["processing"] = self.raw_processing(session, upload_start, upload_end)
         latest = created
         if self.chance(0.25):
             record["quality_control"], latest = self.quality_control(
-                session, session.raw_modalities, self.between(session.end, 0.5, 6), "Raw data", full)
+                session, session.raw_modalities, self.between(session.end, 0.5, 6), "Raw data", full
+            )
         self.touch(record, created, latest)
         return record
 
@@ -1122,14 +1373,18 @@ class _CorpusBuilder:
         elif roll < 0.02 and family.key in ("pophys", "ecephys") and len(subject.raw_names) > 1:
             source = [session.raw_name, subject.raw_names[-2]]  # a multi-session product
         modalities = self.weighted(family.derived_modalities)
-        record["data_description"] = self.data_description(session, name, "derived", processed_at, modalities, source)
+        record["data_description"] = self.data_description(
+            session, name, "derived", processed_at, modalities, source
+        )
         self.fill_common(record, session, full)
         if not self.chance(0.02):
             record["processing"] = self.derived_processing(session, pipeline, processed_at)
         latest = created
         if self.chance(0.7):
             qc_start = processed_at - timedelta(minutes=rng.uniform(3, 20))
-            record["quality_control"], latest = self.quality_control(session, modalities, qc_start, "Processing", full)
+            record["quality_control"], latest = self.quality_control(
+                session, modalities, qc_start, "Processing", full
+            )
         self.touch(record, created, latest)
         return record
 
@@ -1145,21 +1400,29 @@ class _CorpusBuilder:
             durations = [timedelta(hours=rng.uniform(0.03, 3) * scale) for _ in range(count)]
             t = t_end - sum(durations, timedelta())
             offset_dates = self.chance(0.05)
-            for (process_name, url), duration in zip(family.process_steps[:count], durations):
+            for (process_name, url), duration in zip(family.process_steps[:count], durations, strict=True):
                 start, t = t, t + duration
-                steps.append({
-                    "object_type": "Data process",
-                    "process_type": process_name,
-                    "name": process_name,
-                    "stage": "Processing",
-                    "code": {"object_type": "Code", "url": url, "version": f"{rng.randint(0, 15)}.{rng.randint(0, 9)}"},
-                    "experimenters": [rng.choice(("AIND Scientific Computing", "Arjun Sridhar", "Ahad Bawany"))],
-                    "pipeline_name": None,
-                    "start_date_time": start.isoformat() if offset_dates else _iso_z(start),
-                    "end_date_time": t.isoformat() if offset_dates else _iso_z(t),
-                    "output_path": None,
-                    "notes": None,
-                })
+                steps.append(
+                    {
+                        "object_type": "Data process",
+                        "process_type": process_name,
+                        "name": process_name,
+                        "stage": "Processing",
+                        "code": {
+                            "object_type": "Code",
+                            "url": url,
+                            "version": f"{rng.randint(0, 15)}.{rng.randint(0, 9)}",
+                        },
+                        "experimenters": [
+                            rng.choice(("AIND Scientific Computing", "Arjun Sridhar", "Ahad Bawany"))
+                        ],
+                        "pipeline_name": None,
+                        "start_date_time": start.isoformat() if offset_dates else _iso_z(start),
+                        "end_date_time": t.isoformat() if offset_dates else _iso_z(t),
+                        "output_path": None,
+                        "notes": None,
+                    }
+                )
         roll = rng.random()
         pipelines: list[Record] | None
         if (no_processes and family.key == "pophys") or roll < 0.02:
@@ -1167,13 +1430,15 @@ class _CorpusBuilder:
         elif roll < 0.04:
             pipelines = []
         else:
-            pipelines = [{
-                "object_type": "Code",
-                "url": "" if pipeline == "" else "https://github.com/AllenNeuralDynamics/aind-pipelines",
-                "name": pipeline,
-                "version": str(rng.randint(1, 9)),
-                "parameters": None,
-            }]
+            pipelines = [
+                {
+                    "object_type": "Code",
+                    "url": "" if pipeline == "" else "https://github.com/AllenNeuralDynamics/aind-pipelines",
+                    "name": pipeline,
+                    "version": str(rng.randint(1, 9)),
+                    "parameters": None,
+                }
+            ]
         return {
             "object_type": "Processing",
             "describedBy": _SCHEMA_URL.format("processing"),
@@ -1193,8 +1458,9 @@ class _CorpusBuilder:
         record["_last_modified"] = _iso_ms_z(max(modified, created))
 
     # -- quality control ---------------------------------------------------------------
-    def quality_control(self, session: _Session, modalities: Sequence[str], t0: datetime, stage: str,
-                        full: bool) -> tuple[Record, datetime]:
+    def quality_control(
+        self, session: _Session, modalities: Sequence[str], t0: datetime, stage: str, full: bool
+    ) -> tuple[Record, datetime]:
         kind = session.subject.family.qc_kind
         fmt = session.subject.time_style.fmt
         latest = t0
@@ -1235,12 +1501,20 @@ class _CorpusBuilder:
     def status_history(self, t0: datetime, fmt: Any) -> tuple[list[Record], datetime]:
         t = t0 + timedelta(seconds=self.rng.uniform(0, 300))
         first = self.weighted([("Pass", 0.6), ("Fail", 0.14), ("Pending", 0.26)])
-        history = [{"object_type": "QC status", "evaluator": "Automated", "status": first, "timestamp": fmt(t)}]
+        history = [
+            {"object_type": "QC status", "evaluator": "Automated", "status": first, "timestamp": fmt(t)}
+        ]
         if self.chance(0.25):
             t = self.before_horizon(t, 1, 24 * 30)
             reviewer = self.rng.choice(("Huy Nguyen", "Olivia Unokesan", "Ren Takeda", "Priya Raman"))
-            history.append({"object_type": "QC status", "evaluator": reviewer,
-                            "status": self.weighted([("Pass", 0.75), ("Fail", 0.25)]), "timestamp": fmt(t)})
+            history.append(
+                {
+                    "object_type": "QC status",
+                    "evaluator": reviewer,
+                    "status": self.weighted([("Pass", 0.75), ("Fail", 0.25)]),
+                    "timestamp": fmt(t),
+                }
+            )
         return history, t
 
     def synthetic_metrics(self, kind: str, modalities: Sequence[str], stage: str) -> list[Record]:
@@ -1261,7 +1535,9 @@ class _CorpusBuilder:
                 "object_type": "QC metric",
                 "name": f"{name} {tag_value}" if tag_type else name,
                 "modality": _modality(abbreviation),
-                "stage": stage if self.chance(0.8) else ("Raw data" if stage == "Processing" else "Processing"),
+                "stage": stage
+                if self.chance(0.8)
+                else ("Raw data" if stage == "Processing" else "Processing"),
                 "value": self.metric_value(value_kind),
                 "status_history": [],
                 "description": f"Check {name.lower()}.",
@@ -1287,16 +1563,24 @@ class _CorpusBuilder:
         if kind == "float":
             return round(rng.uniform(0, 1), 4)
         if kind == "str":
-            return rng.choice(("ok", "Drift detected", "Sorted with Kilosort 4", "no licks in first 10 min", ""))
+            return rng.choice(
+                ("ok", "Drift detected", "Sorted with Kilosort 4", "no licks in first 10 min", "")
+            )
         if kind == "list":
             return sorted(rng.sample(range(384), rng.randint(0, 6)))
         if kind == "dict":
             return {"value": round(rng.uniform(0, 100), 2), "unit": "percent", "threshold": 5}
         if kind == "dropdown":
-            return {"value": None, "options": ["Good", "Acceptable", "Bad"], "status": ["Pass", "Pass", "Fail"],
-                    "type": "dropdown"}
+            return {
+                "value": None,
+                "options": ["Good", "Acceptable", "Bad"],
+                "status": ["Pass", "Pass", "Fail"],
+                "type": "dropdown",
+            }
         if kind == "curation":
-            return {"curations": [{"unit_id": i, "label": rng.choice(("good", "mua", "noise"))} for i in range(3)]}
+            return {
+                "curations": [{"unit_id": i, "label": rng.choice(("good", "mua", "noise"))} for i in range(3)]
+            }
         raise ValueError(kind)
 
 
@@ -1327,7 +1611,13 @@ _SYNTHETIC_METRICS: dict[str, list[_MetricSpec]] = {
         ("Running wheel", "behavior", "Behavior", ("Encoder",), "none"),
     ],
     "spim": [
-        ("Stitching alignment", "SPIM", "Channel", ("Ex_488_Em_525", "Ex_561_Em_593", "Ex_639_Em_667"), "dropdown"),
+        (
+            "Stitching alignment",
+            "SPIM",
+            "Channel",
+            ("Ex_488_Em_525", "Ex_561_Em_593", "Ex_639_Em_667"),
+            "dropdown",
+        ),
         ("Cell count", "SPIM", "Channel", ("Ex_488_Em_525", "Ex_561_Em_593", "Ex_639_Em_667"), "int"),
         ("Tile overlap", "SPIM", "Channel", ("Ex_488_Em_525", "Ex_639_Em_667"), "list"),
         ("Registration to CCF", "SPIM", "Registration", ("CCF",), "str"),
@@ -1506,7 +1796,12 @@ def _mutate_qc(record: Record, rng: random.Random, when: datetime) -> bool:
     for metric in qc.get("metrics") or []:
         if isinstance(metric, dict) and isinstance(metric.get("status_history"), list):
             metric["status_history"].append(
-                {"object_type": "QC status", "evaluator": "Huy Nguyen", "status": new, "timestamp": _iso_z(when)}
+                {
+                    "object_type": "QC status",
+                    "evaluator": "Huy Nguyen",
+                    "status": new,
+                    "timestamp": _iso_z(when),
+                }
             )
             break
     return True
@@ -1516,7 +1811,9 @@ def _mutate_experimenters(record: Record, rng: random.Random) -> bool:
     acquisition = record.get("acquisition")
     if not isinstance(acquisition, dict) or not isinstance(acquisition.get("experimenters"), list):
         return False
-    acquisition["experimenters"] = acquisition["experimenters"] + [rng.choice(("Olivia Unokesan", "huy.nguyen"))]
+    acquisition["experimenters"] = acquisition["experimenters"] + [
+        rng.choice(("Olivia Unokesan", "huy.nguyen"))
+    ]
     return True
 
 
@@ -1524,7 +1821,10 @@ def _mutate_experimenters(record: Record, rng: random.Random) -> bool:
 # Malformed records
 # --------------------------------------------------------------------------------------
 _HUGE_LIMIT = 3  # at most this many 1 MB records, however many are asked for
-_ODD_TEXT = "lone \ud800 high, lone \udfff low, NUL \x00, ESC \x1b, BOM \ufeff, LS \u2028, emoji 🐭, \\n literal, \"quoted\""
+_ODD_TEXT = (
+    "lone \ud800 high, lone \udfff low, NUL \x00, ESC \x1b, BOM \ufeff, LS \u2028, "
+    'emoji 🐭, \\n literal, "quoted"'
+)
 
 
 def _damage_kinds() -> list[tuple[str, Any]]:
@@ -1576,12 +1876,26 @@ def _damage_kinds() -> list[tuple[str, Any]]:
             "metrics": [
                 "just a string",
                 None,
-                {"name": "no history", "modality": "behavior", "value": 2**70, "status_history": None,
-                 "tags": "Behavior:Licks"},
-                {"name": "empty history", "modality": None, "value": [1, [2, {"3": None}]], "status_history": [],
-                 "tags": {"Behavior": None}},
-                {"name": "history entry not an object", "modality": {"abbreviation": 5},
-                 "status_history": ["Pass"], "stage": 3},
+                {
+                    "name": "no history",
+                    "modality": "behavior",
+                    "value": 2**70,
+                    "status_history": None,
+                    "tags": "Behavior:Licks",
+                },
+                {
+                    "name": "empty history",
+                    "modality": None,
+                    "value": [1, [2, {"3": None}]],
+                    "status_history": [],
+                    "tags": {"Behavior": None},
+                },
+                {
+                    "name": "history entry not an object",
+                    "modality": {"abbreviation": 5},
+                    "status_history": ["Pass"],
+                    "stage": 3,
+                },
             ],
             "status": {"Behavior:Licks": "Maybe", "behavior": None, "": "Pass"},
         }
@@ -1608,8 +1922,11 @@ def _damage_kinds() -> list[tuple[str, Any]]:
         if subject is None:
             subject = {"subject_id": "000000"}
             r["subject"] = subject
-        subject["subject_details"] = {"date_of_birth": rng.choice(("July 29 2025", "2025/07/29", "29-07-2025", 20250729)),
-                                      "genotype": ["wt/wt"], "year_of_birth": "nineteen"}
+        subject["subject_details"] = {
+            "date_of_birth": rng.choice(("July 29 2025", "2025/07/29", "29-07-2025", 20250729)),
+            "genotype": ["wt/wt"],
+            "year_of_birth": "nineteen",
+        }
 
     def experimenters_string(r: Record, rng: random.Random) -> None:
         if isinstance(r.get("acquisition"), dict):
@@ -1620,7 +1937,14 @@ def _damage_kinds() -> list[tuple[str, Any]]:
     def experimenters_odd_entries(r: Record, rng: random.Random) -> None:
         if not isinstance(r.get("acquisition"), dict):
             r["acquisition"] = {}
-        r["acquisition"]["experimenters"] = [None, 42, ["nested", "list"], {"name": None}, {"no_name": "x"}, " , ,"]
+        r["acquisition"]["experimenters"] = [
+            None,
+            42,
+            ["nested", "list"],
+            {"name": None},
+            {"no_name": "x"},
+            " , ,",
+        ]
         r["data_description"]["investigators"] = ["Shawn Olsen", {"name": 3}, None]
 
     def processes_number(r: Record, rng: random.Random) -> None:
@@ -1628,8 +1952,11 @@ def _damage_kinds() -> list[tuple[str, Any]]:
 
     def processes_bad_dates(r: Record, rng: random.Random) -> None:
         r["processing"] = {
-            "data_processes": [{"start_date_time": None, "end_date_time": "not a date"},
-                               {"start_date_time": "2025-13-45T00:00:00Z"}, "Compression"],
+            "data_processes": [
+                {"start_date_time": None, "end_date_time": "not a date"},
+                {"start_date_time": "2025-13-45T00:00:00Z"},
+                "Compression",
+            ],
             "pipelines": [None, {"name": None}],
         }
 
@@ -1641,19 +1968,33 @@ def _damage_kinds() -> list[tuple[str, Any]]:
 
     def fib_damage(r: Record, rng: random.Random) -> None:
         r["data_description"]["modalities"] = [{"abbreviation": "fib", "name": "Fiber photometry"}]
-        r["procedures"] = {"subject_procedures": [
-            {"procedures": [{"object_type": "Probe implant", "implanted_device": None},
-                            {"object_type": "Probe implant", "implanted_device": {"name": "Fiber_0"},
-                             "device_config": {"primary_targeted_structure": "PL"}}]},
-            "Surgery",
-        ]}
-        r["acquisition"] = {"data_streams": [None, {"connections": {"source_device": "Patch Cord 0"},
-                                                    "configurations": None},
-                                             {"connections": [{"source_device": "Patch Cord 0",
-                                                               "target_device": "Fiber 0"}],
-                                              "configurations": [{"object_type": "Patch cord config",
-                                                                  "device_name": "Patch Cord 0",
-                                                                  "channels": None}]}]}
+        r["procedures"] = {
+            "subject_procedures": [
+                {
+                    "procedures": [
+                        {"object_type": "Probe implant", "implanted_device": None},
+                        {
+                            "object_type": "Probe implant",
+                            "implanted_device": {"name": "Fiber_0"},
+                            "device_config": {"primary_targeted_structure": "PL"},
+                        },
+                    ]
+                },
+                "Surgery",
+            ]
+        }
+        r["acquisition"] = {
+            "data_streams": [
+                None,
+                {"connections": {"source_device": "Patch Cord 0"}, "configurations": None},
+                {
+                    "connections": [{"source_device": "Patch Cord 0", "target_device": "Fiber 0"}],
+                    "configurations": [
+                        {"object_type": "Patch cord config", "device_name": "Patch Cord 0", "channels": None}
+                    ],
+                },
+            ]
+        }
 
     def location_odd(r: Record, rng: random.Random) -> None:
         r["location"] = rng.choice((None, "", "aind-open-data/" + r["name"], "s3://aind-open-data/"))
@@ -1668,32 +2009,75 @@ def _damage_kinds() -> list[tuple[str, Any]]:
         value: Any = "bottom"
         for _ in range(100):
             value = {"v": value}
-        r["quality_control"] = {"metrics": [{"name": "deep", "modality": {"abbreviation": "behavior"},
-                                             "value": value, "status_history": [{"status": "Pass",
-                                                                                  "timestamp": "2025-01-01T00:00:00Z"}],
-                                             "tags": {"Deep": "deep"}}],
-                                "status": {"Deep:deep": "Pass"}}
+        r["quality_control"] = {
+            "metrics": [
+                {
+                    "name": "deep",
+                    "modality": {"abbreviation": "behavior"},
+                    "value": value,
+                    "status_history": [{"status": "Pass", "timestamp": "2025-01-01T00:00:00Z"}],
+                    "tags": {"Deep": "deep"},
+                }
+            ],
+            "status": {"Deep:deep": "Pass"},
+        }
 
     def huge_string(r: Record, rng: random.Random) -> None:
         r["data_description"]["data_summary"] = "x" * (1 << 20)
 
     def sections_missing(r: Record, rng: random.Random) -> None:
-        for key in ("subject", "acquisition", "processing", "quality_control", "procedures", "location",
-                    "other_identifiers", "_created"):
+        for key in (
+            "subject",
+            "acquisition",
+            "processing",
+            "quality_control",
+            "procedures",
+            "location",
+            "other_identifiers",
+            "_created",
+        ):
             r.pop(key, None)
 
     def sections_null(r: Record, rng: random.Random) -> None:
         for key in ("subject", "acquisition", "processing", "quality_control", "data_description"):
             r[key] = None
 
-    return [(f.__name__, f) for f in (
-        drop_data_description, description_list, description_string, subject_string, subject_id_number,
-        modalities_string, modalities_strings_list, modalities_number, source_data_string, source_data_number,
-        data_level_odd, metrics_null, metrics_number, metric_entries_odd, qc_string, start_time_non_iso,
-        start_time_number, birth_non_iso, experimenters_string, experimenters_odd_entries, processes_number,
-        processes_bad_dates, code_ocean_string, other_identifiers_list, fib_damage, location_odd, odd_text,
-        deep_nesting, huge_string, sections_missing, sections_null,
-    )]
+    return [
+        (f.__name__, f)
+        for f in (
+            drop_data_description,
+            description_list,
+            description_string,
+            subject_string,
+            subject_id_number,
+            modalities_string,
+            modalities_strings_list,
+            modalities_number,
+            source_data_string,
+            source_data_number,
+            data_level_odd,
+            metrics_null,
+            metrics_number,
+            metric_entries_odd,
+            qc_string,
+            start_time_non_iso,
+            start_time_number,
+            birth_non_iso,
+            experimenters_string,
+            experimenters_odd_entries,
+            processes_number,
+            processes_bad_dates,
+            code_ocean_string,
+            other_identifiers_list,
+            fib_damage,
+            location_odd,
+            odd_text,
+            deep_nesting,
+            huge_string,
+            sections_missing,
+            sections_null,
+        )
+    ]
 
 
 MALFORMED_KINDS: tuple[str, ...] = tuple(name for name, _ in _damage_kinds())
@@ -1745,7 +2129,11 @@ def v1_records(v2_records: Sequence[Record], n: int, *, seed: int) -> list[Recor
     pairs them with v2 ids by ``name``.
     """
     rng = random.Random(f"v1:{seed}")
-    eligible = [r for r in v2_records if isinstance(r.get("data_description"), dict) and isinstance(r.get("name"), str)]
+    eligible = [
+        r
+        for r in v2_records
+        if isinstance(r.get("data_description"), dict) and isinstance(r.get("name"), str)
+    ]
     mirrored = min(len(eligible), round(n * 0.7))
     picks = sorted(rng.sample(range(len(eligible)), mirrored))
     v2_ids = {r.get("_id") for r in v2_records}
@@ -1763,31 +2151,67 @@ def v1_records(v2_records: Sequence[Record], n: int, *, seed: int) -> list[Recor
         subject = source.get("subject") if isinstance(source.get("subject"), dict) else {}
         details = subject.get("subject_details") if isinstance(subject.get("subject_details"), dict) else {}
         modalities = description.get("modalities") if isinstance(description.get("modalities"), list) else []
-        records.append(_v1_record(
-            fresh_id(), source["name"], description.get("data_level"), description.get("project_name"),
-            subject.get("subject_id"), details.get("genotype"), details.get("date_of_birth"),
-            [m for m in modalities if isinstance(m, dict)], source.get("_created"), rng,
-        ))
-    for k in range(n - mirrored):
+        records.append(
+            _v1_record(
+                fresh_id(),
+                source["name"],
+                description.get("data_level"),
+                description.get("project_name"),
+                subject.get("subject_id"),
+                details.get("genotype"),
+                details.get("date_of_birth"),
+                [m for m in modalities if isinstance(m, dict)],
+                source.get("_created"),
+                rng,
+            )
+        )
+    for _ in range(n - mirrored):
         subject_id = str(rng.randint(400_000, 549_999))
         when = datetime(2020, 6, 1, 17, tzinfo=UTC) + timedelta(days=rng.uniform(0, 700))
-        prefix, modality = rng.choice((("ecephys_", "ecephys"), ("behavior_", "behavior"),
-                                       ("single-plane-ophys_", "pophys"), ("SmartSPIM_", "SPIM")))
+        prefix, modality = rng.choice(
+            (
+                ("ecephys_", "ecephys"),
+                ("behavior_", "behavior"),
+                ("single-plane-ophys_", "pophys"),
+                ("SmartSPIM_", "SPIM"),
+            )
+        )
         name = f"{prefix}{subject_id}_{_stamp(when)}"
         level = "raw"
         if rng.random() < 0.4:
             name += f"_processed_{_stamp(when + timedelta(days=rng.uniform(1, 40)))}"
             level = "derived"
         project = rng.choice(PROJECT_NAMES) if rng.random() < 0.9 else None
-        records.append(_v1_record(fresh_id(), name, level, project, subject_id, None,
-                                  (when - timedelta(days=120)).date().isoformat(), [_modality(modality)],
-                                  _iso_ms_z(when), rng))
+        records.append(
+            _v1_record(
+                fresh_id(),
+                name,
+                level,
+                project,
+                subject_id,
+                None,
+                (when - timedelta(days=120)).date().isoformat(),
+                [_modality(modality)],
+                _iso_ms_z(when),
+                rng,
+            )
+        )
     rng.shuffle(records)
     return records
 
 
-def _v1_record(record_id: str, name: str, level: Any, project: Any, subject_id: Any, genotype: Any, dob: Any,
-               modalities: list[Record], created: Any, rng: random.Random) -> Record:
+def _v1_record(
+    record_id: str,
+    name: str,
+    level: Any,
+    project: Any,
+    subject_id: Any,
+    genotype: Any,
+    dob: Any,
+    modalities: list[Record],
+    created: Any,
+    rng: random.Random,
+) -> Record:
     created_text = created if isinstance(created, str) else "2024-01-01T00:00:00.000Z"
     return {
         "_id": record_id,
@@ -1860,12 +2284,17 @@ def _write_lines(records: Iterable[Record], handle: IO[str]) -> int:
     return count
 
 
-def read_jsonl(path: str | Path) -> Iterator[Record]:
-    """Stream the records of a JSON-lines file written by :func:`write_jsonl` (blank lines skipped)."""
+def iter_jsonl(path: str | Path) -> Iterator[Record]:
+    """Stream the records of a JSON-lines file, one line at a time (blank lines skipped)."""
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             if line.strip():
                 yield json.loads(line)
+
+
+def read_jsonl(path: str | Path) -> list[Record]:
+    """All records of a JSON-lines file written by :func:`write_jsonl` (read line by line)."""
+    return list(iter_jsonl(path))
 
 
 # --------------------------------------------------------------------------------------

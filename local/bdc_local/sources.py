@@ -74,7 +74,7 @@ import random
 import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -84,19 +84,36 @@ from bdc_local.corpus import OPEN_DATA_BUCKET, Record
 BEHAVIOR_BUCKET = "aind-behavior-data"
 FORAGING_SESSIONS_KEY = "foraging_nwb_bonsai_processed/df_sessions.pkl"
 UPGRADER_VERSION = "0.6.2"
+UPGRADE_STATUS_TABLE = "metadata_upgrade_status_prod"
 
 SPIM_CHANNELS: tuple[str, ...] = ("Ex_445_Em_469", "Ex_488_Em_525", "Ex_561_Em_593", "Ex_639_Em_667")
 _RAW_VIEWER = "https://aind-neuroglancer-sauujisjxq-uw.a.run.app#!"
 _DYNAMIC_TASK = re.compile(r"^(Uncoupled|Coupled)( Without)? Baiting")
 
 _FORAGING_CURRICULA: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("Uncoupled Baiting", "2.3", ("STAGE_1_WARMUP", "STAGE_1", "STAGE_2", "STAGE_3", "STAGE_FINAL", "GRADUATED")),
+    (
+        "Uncoupled Baiting",
+        "2.3",
+        ("STAGE_1_WARMUP", "STAGE_1", "STAGE_2", "STAGE_3", "STAGE_FINAL", "GRADUATED"),
+    ),
     ("Coupled Baiting", "1.0", ("STAGE_1", "STAGE_2", "STAGE_3", "STAGE_FINAL", "GRADUATED")),
-    ("Uncoupled Without Baiting", "2.1", ("STAGE_1_WARMUP", "STAGE_1", "STAGE_2", "STAGE_FINAL", "GRADUATED")),
+    (
+        "Uncoupled Without Baiting",
+        "2.1",
+        ("STAGE_1_WARMUP", "STAGE_1", "STAGE_2", "STAGE_FINAL", "GRADUATED"),
+    ),
 )
 _VR_CURRICULA: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("vr_foraging_depletion", "0.3.1", ("s_stage_one_odor_no_depletion", "s_stage_one_odor_w_depletion",
-                                        "s_stage_all_odors_rewarded", "s_stage_full_task")),
+    (
+        "vr_foraging_depletion",
+        "0.3.1",
+        (
+            "s_stage_one_odor_no_depletion",
+            "s_stage_one_odor_w_depletion",
+            "s_stage_all_odors_rewarded",
+            "s_stage_full_task",
+        ),
+    ),
     ("vr_foraging_operant", "0.1.0", ("s_habituation", "s_operant_learning", "s_stage_full_task")),
 )
 
@@ -116,7 +133,11 @@ def _abbreviations(record: Record) -> list[str]:
     modalities = _dig(record, "data_description", "modalities")
     if not isinstance(modalities, list):
         return []
-    return [m["abbreviation"] for m in modalities if isinstance(m, dict) and isinstance(m.get("abbreviation"), str)]
+    return [
+        m["abbreviation"]
+        for m in modalities
+        if isinstance(m, dict) and isinstance(m.get("abbreviation"), str)
+    ]
 
 
 def _level(record: Record) -> Any:
@@ -127,7 +148,7 @@ def _asset_key(record: Record) -> str | None:
     location = record.get("location")
     prefix = f"s3://{OPEN_DATA_BUCKET}/"
     if isinstance(location, str) and location.startswith(prefix) and len(location) > len(prefix):
-        return location[len(prefix):]
+        return location[len(prefix) :]
     return None
 
 
@@ -179,13 +200,23 @@ def _stitched_objects(objects: dict[str, bytes], record: Record, seed: int) -> N
         return  # segmentation not run (yet)
     channels = sorted(rng.sample(SPIM_CHANNELS, rng.randint(1, len(SPIM_CHANNELS))))
     for channel in channels:
-        layer = {"layers": [{"name": channel, "type": "segmentation",
-                             "source": f"precomputed://s3://{OPEN_DATA_BUCKET}/{key}/image_cell_segmentation/"
-                                       f"{channel}/visualization/detected_precomputed"}]}
-        objects[f"{key}/image_cell_segmentation/{channel}/visualization/neuroglancer_config.json"] = _json_bytes(layer)
+        layer = {
+            "layers": [
+                {
+                    "name": channel,
+                    "type": "segmentation",
+                    "source": f"precomputed://s3://{OPEN_DATA_BUCKET}/{key}/image_cell_segmentation/"
+                    f"{channel}/visualization/detected_precomputed",
+                }
+            ]
+        }
+        objects[f"{key}/image_cell_segmentation/{channel}/visualization/neuroglancer_config.json"] = (
+            _json_bytes(layer)
+        )
     if rng.random() < 0.05:
         objects[f"{key}/image_cell_segmentation/segmentation_summary.json"] = _json_bytes(
-            {"channels": channels, "cells_detected": rng.randint(10_000, 2_000_000)})
+            {"channels": channels, "cells_detected": rng.randint(10_000, 2_000_000)}
+        )
 
 
 def _smartspim_raw_objects(objects: dict[str, bytes], raw_name: str, seed: int) -> None:
@@ -194,13 +225,19 @@ def _smartspim_raw_objects(objects: dict[str, bytes], raw_name: str, seed: int) 
     if roll < 0.10:
         return
     key = f"{raw_name}/SPIM/derivatives/neuroglancer_config.json"
-    config: dict[str, Any] = {"dimensions": {"x": [1.8e-6, "m"], "y": [1.8e-6, "m"], "z": [2e-6, "m"]},
-                              "layers": [{"type": "image", "name": "Ex_488_Em_525"}]}
+    config: dict[str, Any] = {
+        "dimensions": {"x": [1.8e-6, "m"], "y": [1.8e-6, "m"], "z": [2e-6, "m"]},
+        "layers": [{"type": "image", "name": "Ex_488_Em_525"}],
+    }
     if roll < 0.80:
-        config["ng_link"] = f"{_RAW_VIEWER}s3://{OPEN_DATA_BUCKET}/{raw_name}/SPIM/derivatives/neuroglancer_config.json"
+        config["ng_link"] = (
+            f"{_RAW_VIEWER}s3://{OPEN_DATA_BUCKET}/{raw_name}/SPIM/derivatives/neuroglancer_config.json"
+        )
     elif roll < 0.95:
         # Written before the raw layout moved under SPIM/: the table rewrites the path.
-        config["ng_link"] = f"{_RAW_VIEWER}s3://{OPEN_DATA_BUCKET}/{raw_name}/derivatives/neuroglancer_config.json"
+        config["ng_link"] = (
+            f"{_RAW_VIEWER}s3://{OPEN_DATA_BUCKET}/{raw_name}/derivatives/neuroglancer_config.json"
+        )
     objects[key] = _json_bytes(config)
 
 
@@ -209,10 +246,16 @@ def _exaspim_raw_objects(objects: dict[str, bytes], raw_name: str, seed: int) ->
     roll = rng.random()
     if roll < 0.55:  # neuroglancer.json only (45 %), or both (10 %)
         objects[f"{raw_name}/neuroglancer.json"] = _json_bytes(
-            {"layers": [{"type": "image", "source": f"zarr://s3://{OPEN_DATA_BUCKET}/{raw_name}/exaSPIM.zarr"}]})
+            {
+                "layers": [
+                    {"type": "image", "source": f"zarr://s3://{OPEN_DATA_BUCKET}/{raw_name}/exaSPIM.zarr"}
+                ]
+            }
+        )
     if 0.45 <= roll < 0.80:  # both, or process_output.json only (25 %)
         objects[f"{raw_name}/process_output.json"] = _json_bytes(
-            {"status": "complete", "tiles": rng.randint(20, 400)})
+            {"status": "complete", "tiles": rng.randint(20, 400)}
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -221,6 +264,12 @@ def _exaspim_raw_objects(objects: dict[str, bytes], raw_name: str, seed: int) ->
 def _is_vr(record: Record) -> bool:
     kind = _dig(record, "acquisition", "acquisition_type")
     return isinstance(kind, str) and kind.startswith("AindVrForaging")
+
+
+def _runs_a_curriculum(record: Record) -> bool:
+    """Only foraging tasks (VR or dynamic) are trained on a curriculum that writes a trainer state."""
+    kind = _dig(record, "acquisition", "acquisition_type")
+    return isinstance(kind, str) and (kind.startswith("AindVrForaging") or bool(_DYNAMIC_TASK.match(kind)))
 
 
 def _subject_id(record: Record) -> str | None:
@@ -236,9 +285,13 @@ def _session_stamp(name: str) -> str | None:
 def trainer_state_objects(records: Iterable[Record], *, seed: int) -> dict[str, bytes]:
     """Trainer-state JSON objects in ``aind-open-data`` for behavior assets (see module doc)."""
     behavior = [
-        r for r in records
-        if isinstance(r, dict) and isinstance(r.get("name"), str) and _asset_key(r) is not None
+        r
+        for r in records
+        if isinstance(r, dict)
+        and isinstance(r.get("name"), str)
+        and _asset_key(r) is not None
         and any("behavior" in m.lower() for m in _abbreviations(r))
+        and _runs_a_curriculum(r)
     ]
     # A subject advances through its curriculum: order its sessions by the raw name's date.
     sessions: dict[str, list[str]] = {}
@@ -247,7 +300,9 @@ def trainer_state_objects(records: Iterable[Record], *, seed: int) -> dict[str, 
         subject = _subject_id(record)
         if stamp is not None and subject is not None:
             sessions.setdefault(subject, []).append(stamp)
-    order = {subject: {s: i for i, s in enumerate(sorted(set(stamps)))} for subject, stamps in sessions.items()}
+    order = {
+        subject: {s: i for i, s in enumerate(sorted(set(stamps)))} for subject, stamps in sessions.items()
+    }
 
     objects: dict[str, bytes] = {}
     for record in behavior:
@@ -284,15 +339,21 @@ def _trainer_state(subject_rng: random.Random, rng: random.Random, vr: bool, ind
     # The subject's curriculum is fixed; the session index decides how far along it is.
     name, version, stages = subject_rng.choice(_VR_CURRICULA if vr else _FORAGING_CURRICULA)
     list_form = subject_rng.random() < 0.2
+    # Node ids are usually 0..n-1, but not always: readers must use the id, not the position.
     start_id = subject_rng.choice((0, 0, 0, 1, 10))
-    ids = [start_id + i + (1 if subject_rng.random() < 0.1 and i > 1 else 0) for i in range(len(stages))]
-    ids = sorted(set(ids))
-    while len(ids) < len(stages):
-        ids.append(ids[-1] + 1)
-    nodes_by_id = {node_id: {"name": stage, "task": {"name": "AindVrForaging" if vr else "CoupledBaiting",
-                                                      "version": version}, "description": None}
-                   for node_id, stage in zip(ids, stages)}
-    nodes: Any = [[k, v] for k, v in nodes_by_id.items()] if list_form else {str(k): v for k, v in nodes_by_id.items()}
+    gap_at = subject_rng.randrange(1, len(stages)) if subject_rng.random() < 0.15 else len(stages)
+    ids = [start_id + i + (i >= gap_at) for i in range(len(stages))]
+    nodes_by_id = {
+        node_id: {
+            "name": stage,
+            "task": {"name": "AindVrForaging" if vr else "CoupledBaiting", "version": version},
+            "description": None,
+        }
+        for node_id, stage in zip(ids, stages, strict=True)
+    }
+    nodes: Any = (
+        [[k, v] for k, v in nodes_by_id.items()] if list_form else {str(k): v for k, v in nodes_by_id.items()}
+    )
     stage = stages[min(index // 4, len(stages) - 1)]
     roll = rng.random()
     if roll < 0.05:
@@ -305,22 +366,35 @@ def _trainer_state(subject_rng: random.Random, rng: random.Random, vr: bool, ind
     }
     if 0.05 <= roll < 0.10:
         curriculum = None  # session run off curriculum
-    return {"curriculum": curriculum, "stage": {"name": stage, "task": {"name": "AindVrForaging" if vr else "Foraging"}},
-            "is_on_curriculum": curriculum is not None, "active_policies": None}
+    return {
+        "curriculum": curriculum,
+        "stage": {"name": stage, "task": {"name": "AindVrForaging" if vr else "Foraging"}},
+        "is_on_curriculum": curriculum is not None,
+        "active_policies": None,
+    }
 
 
 # --------------------------------------------------------------------------------------
 # Foraging sessions pickle
 # --------------------------------------------------------------------------------------
 _READ_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("metadata", "rig"), ("metadata", "user_name"), ("metadata", "task"),
-    ("auto_train", "curriculum_name"), ("auto_train", "curriculum_version"), ("auto_train", "current_stage_actual"),
-    ("session_stats", "foraging_eff"), ("session_stats", "foraging_eff_random_seed"),
-    ("session_stats", "finished_trials"), ("session_stats", "finished_rate"), ("session_stats", "total_trials"),
+    ("metadata", "rig"),
+    ("metadata", "user_name"),
+    ("metadata", "task"),
+    ("auto_train", "curriculum_name"),
+    ("auto_train", "curriculum_version"),
+    ("auto_train", "current_stage_actual"),
+    ("session_stats", "foraging_eff"),
+    ("session_stats", "foraging_eff_random_seed"),
+    ("session_stats", "finished_trials"),
+    ("session_stats", "finished_rate"),
+    ("session_stats", "total_trials"),
     ("session_stats", "bias_naive"),
 )
 _EXTRA_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("metadata", "box"), ("session_stats", "reward_trials"), ("auto_train", "decision"),
+    ("metadata", "box"),
+    ("session_stats", "reward_trials"),
+    ("auto_train", "decision"),
 )
 FORAGING_COLUMNS: tuple[tuple[str, str], ...] = _READ_COLUMNS + _EXTRA_COLUMNS
 
@@ -338,7 +412,11 @@ def foraging_sessions_frame(records: Iterable[Record], *, seed: int) -> pd.DataF
     rows: list[tuple[tuple[Any, ...], list[Any]]] = []
     sessions: list[tuple[str, datetime, str | None, str | None, str | None]] = []
     for record in records:
-        if not isinstance(record, dict) or _level(record) != "raw" or "behavior" not in _abbreviations(record):
+        if (
+            not isinstance(record, dict)
+            or _level(record) != "raw"
+            or "behavior" not in _abbreviations(record)
+        ):
             continue
         task = _dig(record, "acquisition", "acquisition_type")
         start = _dig(record, "acquisition", "acquisition_start_time")
@@ -356,30 +434,43 @@ def foraging_sessions_frame(records: Iterable[Record], *, seed: int) -> pd.DataF
     # Sessions the pipeline processed but whose assets are not in this corpus.
     extra_rng = _rng(seed, "foraging-extra")
     extra_count = round(len(sessions) * 0.2)
-    for i in range(extra_count):
+    for _ in range(extra_count):
         subject = str(400_000 + extra_rng.randrange(100_000))
-        started = datetime(2023, 1, 9, 17, tzinfo=timezone.utc) + timedelta(
-            days=extra_rng.uniform(0, 900), seconds=extra_rng.randrange(36_000))
-        sessions.append((subject, started, extra_rng.choice(("447-1-A", "1-4-D", "2-1-C")),
-                         extra_rng.choice(("Huy Nguyen", "huy.nguyen", None, "Kai")),
-                         extra_rng.choice(("Coupled Baiting", "Uncoupled Without Baiting", "Uncoupled Baiting"))))
+        started = datetime(2023, 1, 9, 17, tzinfo=UTC) + timedelta(
+            days=extra_rng.uniform(0, 900), seconds=extra_rng.randrange(36_000)
+        )
+        sessions.append(
+            (
+                subject,
+                started,
+                extra_rng.choice(("447-1-A", "1-4-D", "2-1-C")),
+                extra_rng.choice(("Huy Nguyen", "huy.nguyen", None, "Kai")),
+                extra_rng.choice(("Coupled Baiting", "Uncoupled Without Baiting", "Uncoupled Baiting")),
+            )
+        )
 
     sessions.sort(key=lambda s: (s[0], s[1]))
     counter: dict[str, int] = {}
     for subject, started, rig, user, task in sessions:
         rng = _rng(seed, "foraging", subject, started.isoformat())
         number = counter[subject] = counter.get(subject, 0) + 1
-        curriculum = _FORAGING_CURRICULA[int(subject) % len(_FORAGING_CURRICULA)] if subject.isdigit() else None
+        curriculum = (
+            _FORAGING_CURRICULA[int(subject) % len(_FORAGING_CURRICULA)] if subject.isdigit() else None
+        )
         on_curriculum = curriculum is not None and rng.random() < 0.85
         total = rng.randint(80, 700)
         finished = rng.randint(int(total * 0.4), total)
         eff = rng.uniform(0.4, 0.95) if rng.random() < 0.97 else float("nan")
         suffix = int(started.strftime("%H%M%S")) if rng.random() < 0.9 else 0
         values = [
-            rig, user, task,
+            rig,
+            user,
+            task,
             curriculum[0] if on_curriculum and curriculum else None,
             curriculum[1] if on_curriculum and curriculum else None,
-            curriculum[2][min((number - 1) // 4, len(curriculum[2]) - 1)] if on_curriculum and curriculum else None,
+            curriculum[2][min((number - 1) // 4, len(curriculum[2]) - 1)]
+            if on_curriculum and curriculum
+            else None,
             eff,
             eff + rng.uniform(-0.05, 0.05) if rng.random() < 0.6 else float("nan"),
             finished,
@@ -393,18 +484,31 @@ def foraging_sessions_frame(records: Iterable[Record], *, seed: int) -> pd.DataF
         index = (subject, pd.Timestamp(started.date()), number, suffix)
         rows.append((index, values))
 
-    index = pd.MultiIndex.from_tuples(
-        [r[0] for r in rows], names=["subject_id", "session_date", "session", "nwb_suffix"])
-    if not rows:
-        index = pd.MultiIndex.from_arrays([[], pd.DatetimeIndex([]), [], []],
-                                          names=["subject_id", "session_date", "session", "nwb_suffix"])
+    keys = [r[0] for r in rows]
+    index = pd.MultiIndex.from_arrays(
+        [
+            pd.Index([k[0] for k in keys], dtype=object),
+            pd.DatetimeIndex([k[1] for k in keys], dtype="datetime64[ns]"),
+            pd.Index([k[2] for k in keys], dtype="int64"),
+            pd.Index([k[3] for k in keys], dtype="int64"),
+        ],
+        names=["subject_id", "session_date", "session", "nwb_suffix"],
+    )
     columns = pd.MultiIndex.from_tuples(FORAGING_COLUMNS)
-    frame = pd.DataFrame([r[1] for r in rows], index=index, columns=columns)
-    for column in (("session_stats", "finished_trials"), ("session_stats", "total_trials"),
-                   ("session_stats", "reward_trials")):
+    # Plain object columns, as the pipeline's pickle has, rather than pandas 3's "str" dtype.
+    frame = pd.DataFrame([r[1] for r in rows], index=index, columns=columns, dtype=object)
+    for column in (
+        ("session_stats", "finished_trials"),
+        ("session_stats", "total_trials"),
+        ("session_stats", "reward_trials"),
+    ):
         frame[column] = frame[column].astype("int64")
-    for column in (("session_stats", "foraging_eff"), ("session_stats", "foraging_eff_random_seed"),
-                   ("session_stats", "finished_rate"), ("session_stats", "bias_naive")):
+    for column in (
+        ("session_stats", "foraging_eff"),
+        ("session_stats", "foraging_eff_random_seed"),
+        ("session_stats", "finished_rate"),
+        ("session_stats", "bias_naive"),
+    ):
         frame[column] = frame[column].astype("float64")
     return frame
 
@@ -430,26 +534,48 @@ def metadata_upgrade_status(records: Iterable[Record], v1: Sequence[Record], *, 
     """
     v2_ids: dict[str, str] = {}
     for record in records:
-        if isinstance(record, dict) and isinstance(record.get("name"), str) and isinstance(record.get("_id"), str):
+        if (
+            isinstance(record, dict)
+            and isinstance(record.get("name"), str)
+            and isinstance(record.get("_id"), str)
+        ):
             v2_ids.setdefault(record["name"], record["_id"])
-    run = datetime(2026, 5, 1, 3, 0, tzinfo=timezone.utc)
+    run = datetime(2026, 5, 1, 3, 0, tzinfo=UTC)
     rows = []
     for i, record in enumerate(v1):
         rng = _rng(seed, "upgrade", record.get("_id"))
         v2_id = v2_ids.get(record.get("name")) if isinstance(record.get("name"), str) else None
         status = "success" if v2_id else ("failed" if rng.random() < 0.7 else "skipped")
-        rows.append({
-            "v1_id": record.get("_id"),
-            "v2_id": v2_id,
-            "upgrader_version": UPGRADER_VERSION,
-            "status": status,
-            "last_modified": record.get("last_modified"),
-            "upgrade_datetime": run + timedelta(seconds=i * 2 + rng.random()),
-        })
-    frame = pd.DataFrame(rows, columns=["v1_id", "v2_id", "upgrader_version", "status", "last_modified",
-                                        "upgrade_datetime"])
+        rows.append(
+            {
+                "v1_id": record.get("_id"),
+                "v2_id": v2_id,
+                "upgrader_version": UPGRADER_VERSION,
+                "status": status,
+                "last_modified": record.get("last_modified"),
+                "upgrade_datetime": run + timedelta(seconds=i * 2 + rng.random()),
+            }
+        )
+    frame = pd.DataFrame(
+        rows, columns=["v1_id", "v2_id", "upgrader_version", "status", "last_modified", "upgrade_datetime"]
+    )
     frame["upgrade_datetime"] = pd.to_datetime(frame["upgrade_datetime"], utc=True)
     return frame
+
+
+def write_upgrade_status(s3_client: Any, frame: pd.DataFrame, *, bucket: str, folder: str) -> str:
+    """Store ``frame`` as the custom table ``metadata_upgrade_status_prod`` of cache ``folder``.
+
+    ``folder`` is a version folder such as ``bdc-v1.0``; returns the object key.
+    """
+    from biodata_cache import layout
+
+    ensure_bucket(s3_client, bucket)
+    key = layout.custom_key(folder, UPGRADE_STATUS_TABLE)
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    s3_client.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+    return key
 
 
 # --------------------------------------------------------------------------------------
@@ -471,12 +597,14 @@ def ensure_bucket(s3_client: Any, bucket: str) -> None:
         s3_client.create_bucket(Bucket=bucket)
 
 
-def write_sources(s3_client: Any, records: Sequence[Record], *, seed: int, workers: int = 16) -> dict[str, int]:
+def write_sources(
+    s3_client: Any, records: Sequence[Record], *, seed: int, workers: int = 16
+) -> dict[str, int]:
     """Create ``aind-open-data`` and ``aind-behavior-data`` if missing and upload every source object.
 
     Returns the number of objects put per bucket. The metadata-upgrade table is not
-    an S3 object of these buckets; store :func:`metadata_upgrade_status` with the
-    project's custom-table writer.
+    an S3 object of these buckets; store :func:`metadata_upgrade_status` with
+    :func:`write_upgrade_status`.
     """
     ensure_bucket(s3_client, OPEN_DATA_BUCKET)
     ensure_bucket(s3_client, BEHAVIOR_BUCKET)

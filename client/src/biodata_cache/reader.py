@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import sys
 import threading
 import time
 import warnings
@@ -683,7 +685,7 @@ class Cache:
             except MissingObjectError as exc:
                 if strict:
                     raise
-                warnings.warn(f"{exc}; table {name!r} skipped", stacklevel=4)
+                warnings.warn(f"{exc}; table {name!r} skipped", stacklevel=_caller_level())
                 source = None
         if source is not None:
             connection.register(name, source)
@@ -828,9 +830,20 @@ def _keep_assets(
                 f"asset_names not in {table} of subject_id {subject!r}: "
                 f"{', '.join(map(repr, absent))}"
             ),
-            stacklevel=4,
+            stacklevel=_caller_level(),
         )
     return data.filter(pc.field("asset_name").isin(wanted))
+
+
+def _caller_level() -> int:
+    """``stacklevel`` that points a warning at the first frame outside this package."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def _arrow_dtype(arrow_type: pa.DataType) -> Any:

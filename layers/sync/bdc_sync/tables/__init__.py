@@ -7,7 +7,20 @@ with a ``TABLE`` (a RecordTable, DerivedTable or PartitionedTable), list it belo
 from __future__ import annotations
 
 from bdc_sync.framework import Table
-from bdc_sync.tables import asset_basics, platform_qc, quality_control, source_data, unique_values
+from bdc_sync.tables import (
+    asset_basics,
+    behavior_curriculum,
+    foraging_sessions,
+    metadata_upgrade,
+    platform_exaspim,
+    platform_fib,
+    platform_qc,
+    platform_smartspim,
+    quality_control,
+    source_data,
+    time_to_qc,
+    unique_values,
+)
 from biodata_cache.catalog import TABLES, get_spec
 
 _BUILDS: tuple[Table, ...] = (
@@ -18,6 +31,13 @@ _BUILDS: tuple[Table, ...] = (
     source_data.TABLE,
     quality_control.TABLE,
     platform_qc.TABLE,
+    platform_smartspim.TABLE,
+    platform_exaspim.TABLE,
+    platform_fib.TABLE,
+    metadata_upgrade.TABLE,
+    foraging_sessions.TABLE,
+    behavior_curriculum.TABLE,
+    time_to_qc.TABLE,
 )
 
 BUILDS: dict[str, Table] = {build.spec.name: build for build in _BUILDS}

@@ -45,12 +45,25 @@ class Curriculum:
     error: str | None = None  # the trainer state exists but cannot be read
 
 
-def stage_node_id(state: dict, stage_name: str | None) -> int | None:
-    """Integer key of the curriculum graph node named like the stage."""
+def graph_nodes(state: dict) -> list[tuple[Any, Any]]:
+    """``(node id, node)`` pairs of the curriculum graph.
+
+    pydantic writes ``dict[int, Stage]`` as an object keyed by the id as text; some
+    writers give a list of ``[id, node]`` pairs instead.
+    """
     nodes = get_path(state, "curriculum.graph.nodes")
-    if not stage_name or not isinstance(nodes, dict):
+    if isinstance(nodes, dict):
+        return list(nodes.items())
+    if isinstance(nodes, list):
+        return [(pair[0], pair[1]) for pair in nodes if isinstance(pair, list) and len(pair) == 2]
+    return []
+
+
+def stage_node_id(state: dict, stage_name: str | None) -> int | None:
+    """Integer id of the curriculum graph node named like the stage."""
+    if not stage_name:
         return None
-    for key, node in nodes.items():
+    for key, node in graph_nodes(state):
         if isinstance(node, dict) and node.get("name") == stage_name:
             try:
                 return int(key)

@@ -18,6 +18,7 @@ the previous table and only ids never seen before are fetched.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -50,6 +51,13 @@ def status_etag(ctx: BuildContext) -> str:
     return info.etag
 
 
+def status_text(value: Any) -> str | None:
+    """A status-table value as text; times (upgrade_datetime) in ISO 8601."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return as_text(value)
+
+
 def read_status(ctx: BuildContext) -> tuple[str, dict[str, Row]]:
     """The current upgrader version and the status rows by v1 id (first row per id)."""
     table = ctx.cache.read_table(status_key(ctx))
@@ -66,7 +74,7 @@ def read_status(ctx: BuildContext) -> tuple[str, dict[str, Row]]:
     for record in table.select(["v1_id", *present]).to_pylist():
         rid = as_text(record.pop("v1_id"))
         if rid and rid not in rows:
-            rows[rid] = {column: as_text(record.get(column)) for column in STATUS_COLUMNS}
+            rows[rid] = {column: status_text(record.get(column)) for column in STATUS_COLUMNS}
     return version, rows
 
 
