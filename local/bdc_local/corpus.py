@@ -710,6 +710,7 @@ class _Session:
     experimenters: list[Any]
     raw_modalities: tuple[str, ...]
     acquisition: Record | None
+    uploaded: datetime | None = None  # when the raw asset reached DocDB; processing starts later
 
 
 # --------------------------------------------------------------------------------------
@@ -980,7 +981,8 @@ class _CorpusBuilder:
         yield self.raw_record(session)
         subject.budget -= 1
         k = min(subject.budget, self.weighted(list(enumerate(family.derived_counts))))
-        processed_at = self.before_horizon(session.end, *family.processing_delay_hours)
+        assert session.uploaded is not None
+        processed_at = self.before_horizon(session.uploaded, *family.processing_delay_hours)
         for j in range(k):
             yield self.derived_record(session, processed_at, j)
             subject.budget -= 1
@@ -1306,6 +1308,7 @@ class _CorpusBuilder:
         upload_start = self.between(session.end, 0.3, 8)
         upload_end = self.between(upload_start, 0.1, 10)
         created = upload_end + timedelta(minutes=self.rng.uniform(1, 10))
+        session.uploaded = created
         full = family.fixture is not None and self.chance(FULL_SIZE_PROBABILITY)
         name = session.raw_name
         code_ocean = [self.uuid()] if self.chance(0.85) else None
