@@ -57,6 +57,7 @@ import argparse
 import functools
 import gc
 import heapq
+import itertools
 import json
 import math
 import random
@@ -557,14 +558,18 @@ def _clone(value: Any) -> Any:
 
     Strings and numbers are immutable, so records may share them with the templates
     and with each other; that keeps 100,000 records in a fraction of the memory a
-    ``json.loads`` copy (fresh strings and keys everywhere) would take.
+    ``json.loads`` copy (fresh strings and keys everywhere) would take. Leaves are
+    copied inline rather than by a recursive call: most nodes are leaves.
     """
     kind = type(value)
     if kind is dict:
-        return {k: _clone(v) for k, v in value.items()}
+        return {k: _clone(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
     if kind is list:
-        return [_clone(v) for v in value]
+        return [_clone(v) if type(v) in _CONTAINERS else v for v in value]
     return value
+
+
+_CONTAINERS = (dict, list)
 
 
 @dataclass(frozen=True)
@@ -2314,15 +2319,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--v1-out", default=None, help="JSON-lines file for the v1 records")
     args = parser.parse_args(argv)
 
-    records = generate_corpus(args.n, seed=args.seed, subjects=args.subjects)
+    if args.v1 and not args.v1_out:
+        parser.error("--v1 needs --v1-out")
     extra = malformed_records(args.malformed, seed=args.seed) if args.malformed else []
-    if args.out == "-":
-        written = write_jsonl([*records, *extra], sys.stdout)
-    else:
-        written = write_jsonl([*records, *extra], args.out)
+    # Stream unless the v1 records need the whole corpus: 100,000 records in memory take ~1.6 GB.
+    records: list[Record] | None = None
     if args.v1:
-        if not args.v1_out:
-            parser.error("--v1 needs --v1-out")
+        records = generate_corpus(args.n, seed=args.seed, subjects=args.subjects)
+    stream = records if records is not None else iter_corpus(args.n, seed=args.seed, subjects=args.subjects)
+    target: str | IO[str] = sys.stdout if args.out == "-" else args.out
+    written = write_jsonl(itertools.chain(stream, extra), target)
+    if records is not None:
         write_jsonl(v1_records(records, args.v1, seed=args.seed), args.v1_out)
     print(f"wrote {written} records ({len(extra)} malformed)", file=sys.stderr)
     return 0

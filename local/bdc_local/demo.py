@@ -35,15 +35,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def prepare_sources(stack: LocalStack, records: list[dict[str, Any]], seed: int) -> None:
-    """Source objects that some tables read besides DocDB (SPIM folders, pickles, ...)."""
-    try:
-        from bdc_local import sources
-    except ImportError:  # the source generators arrive with the tables that need them
-        return
-    sources.write_sources(stack.s3(), records, seed=seed)
-
-
 def table_rows(spec: TableSpec) -> int:
     """Rows of a table read back through the pip client (all partitions counted)."""
     import biodata_cache as client
@@ -87,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     config = StackConfig(log_level="INFO" if args.verbose else "WARNING")
     try:
         with local_stack(corpus_path, config=config) as stack:
-            prepare_sources(stack, records, args.seed)
+            stack.load_sources(records, seed=args.seed)
             result = run_and_wait(stack, workers=args.workers)
             folder = result.run["folder"]
             lines = []

@@ -63,6 +63,9 @@ class StackConfig:
     docdb_payload_limit_bytes: int = 6_000_000
     log_level: str = "WARNING"
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Create the queues and the ledger through CloudFormation from template.yaml
+    # (translated by aws-sam-translator) instead of directly; names come from its outputs.
+    from_template: bool = False
 
 
 @dataclass
@@ -88,6 +91,23 @@ class LocalStack:
 
     def sqs(self) -> Any:
         return boto3.client("sqs", endpoint_url=self.moto_url, region_name=REGION)
+
+    def load_sources(self, records: list[dict[str, Any]], *, seed: int = 0) -> None:
+        """Everything besides DocDB v2 that the tables read, derived from the corpus.
+
+        SPIM folders and neuroglancer configs and trainer states in aind-open-data,
+        the foraging sessions pickle in aind-behavior-data, v1 records in the DocDB
+        API, and the upgrader's custom table metadata_upgrade_status_prod.
+        """
+        from biodata_cache import layout
+        from bdc_local import corpus, sources
+
+        s3 = self.s3()
+        sources.write_sources(s3, records, seed=seed)
+        v1 = corpus.v1_records(records, max(5, len(records) // 50), seed=seed)
+        self.docdb_admin("upsert?version=v1", v1)
+        frame = sources.metadata_upgrade_status(records, v1, seed=seed)
+        sources.write_upgrade_status(s3, frame, bucket=self.config.bucket, folder=layout.package_folder())
 
     def docdb_admin(self, path: str, payload: Any | None = None) -> Any:
         """Call the local DocDB API's admin endpoints (stats, config, upsert, delete)."""
@@ -130,12 +150,40 @@ def _env_for(config: StackConfig, moto_url: str, docdb_host: str, queues: dict[s
     }
 
 
-def _create_resources(config: StackConfig, moto_url: str) -> dict[str, str]:
-    session = boto3.session.Session(
+def _session() -> boto3.session.Session:
+    return boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
     )
+
+
+def _create_from_template(config: StackConfig, moto_url: str) -> dict[str, str]:
+    """Deploy template.yaml into the moto server; the stack's names replace the config's."""
+    from bdc_local.cfn import create_stack
+
+    session = _session()
+    sqs = session.client("sqs", endpoint_url=moto_url)
+    outputs = create_stack(
+        session.client("s3", endpoint_url=moto_url),
+        session.client("cloudformation", endpoint_url=moto_url),
+        stack_name="bdc-local",
+        parameters={"CacheBucket": config.bucket, "MaxReceives": str(config.max_receives)},
+    )
+    urls = {"work": outputs["WorkQueueUrl"], "finalize": outputs["FinalizeQueueUrl"]}
+    for role in ("work", "finalize"):
+        policy = sqs.get_queue_attributes(QueueUrl=urls[role], AttributeNames=["RedrivePolicy"])
+        dlq_name = json.loads(policy["Attributes"]["RedrivePolicy"])["deadLetterTargetArn"].split(":")[-1]
+        urls[f"{role}_dlq"] = sqs.get_queue_url(QueueName=dlq_name)["QueueUrl"]
+    config.ledger_table = outputs["RunLedgerTableName"]
+    config.worker_timeout_seconds = 900  # the template's worker timeout
+    return urls
+
+
+def _create_resources(config: StackConfig, moto_url: str) -> dict[str, str]:
+    session = _session()
     s3 = session.client("s3", endpoint_url=moto_url)
     s3.create_bucket(Bucket=config.bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    if config.from_template:
+        return _create_from_template(config, moto_url)
     sqs = session.client("sqs", endpoint_url=moto_url)
     urls: dict[str, str] = {}
     for role, name, timeout in (

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -283,9 +284,11 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     monkeypatch.setenv(
         "BIODATA_CACHE_DIR", str(tmp_path / "default-cache")
     )  # never the user's real cache
+    import biodata_cache._storage
     import biodata_cache.api
 
     biodata_cache.api._default = None
+    biodata_cache._storage.reset_session()  # credentials are looked up anew in each test
     yield
     biodata_cache.api._default = None
 
@@ -383,15 +386,27 @@ def s3_client(endpoint: str) -> Any:
     )
 
 
-def _upload(endpoint: str, bucket: str, objects: dict[str, bytes], *, public: bool = True) -> None:
+def _upload(
+    endpoint: str,
+    bucket: str,
+    objects: dict[str, bytes],
+    *,
+    public: bool = True,
+    prefix: str = layout.ROOT_PREFIX,
+) -> None:
     """Create a bucket (publicly readable, like allen-data-views, unless ``public=False``)."""
     client = s3_client(endpoint)
     if public:
         client.create_bucket(Bucket=bucket, ACL="public-read")
     else:
         client.create_bucket(Bucket=bucket)
-    for key, body in objects.items():
-        client.put_object(Bucket=bucket, Key=f"{layout.ROOT_PREFIX}/{key}", Body=body)
+    with ThreadPoolExecutor(8) as pool:  # moto answers one request in ~25 ms
+        list(
+            pool.map(
+                lambda item: client.put_object(Bucket=bucket, Key=f"{prefix}/{item[0]}", Body=item[1]),
+                objects.items(),
+            )
+        )
 
 
 @pytest.fixture
@@ -423,6 +438,8 @@ class FakeS3:
     respond: Callable[[str, str, bool], tuple[int, str | None, bytes]]
     seen: list[tuple[str, str, bool]] = field(default_factory=list)
     endpoint: str = ""
+    # Announce this Content-Length instead of the real one (a connection cut midway).
+    claim_length: int | None = None
 
 
 def _error_xml(code: str) -> bytes:
@@ -440,6 +457,8 @@ def fake_s3() -> Iterator[Callable[[Callable[[str, str, bool], tuple[int, str | 
         fake = FakeS3(respond)
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # answers "Expect: 100-continue" at once
+
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length:
@@ -450,8 +469,11 @@ def fake_s3() -> Iterator[Callable[[Callable[[str, str, bool], tuple[int, str | 
                 payload = _error_xml(code) if code else body
                 self.send_response(status)
                 self.send_header("Content-Type", "application/xml" if code else "application/octet-stream")
-                self.send_header("Content-Length", str(len(payload)))
+                length = fake.claim_length if fake.claim_length and not code else len(payload)
+                self.send_header("Content-Length", str(length))
                 self.send_header("ETag", '"fake-etag"')
+                self.send_header("Connection", "close")
+                self.close_connection = True
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(payload)

@@ -26,4 +26,5 @@ def stack(corpus: list[dict], tmp_path_factory: pytest.TempPathFactory) -> Itera
     path: Path = tmp_path_factory.mktemp("corpus") / "records.jsonl"
     write_jsonl(corpus, path)
     with local_stack(path, config=StackConfig(worker_timeout_seconds=60)) as running:
+        running.load_sources(corpus, seed=7)
         yield running

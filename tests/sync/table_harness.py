@@ -82,6 +82,8 @@ class Harness:
 
     def context(self) -> BuildContext:
         self.runs += 1
+        # Requests are counted per build, as a real context's fresh clients would.
+        self.v2.requests = self.v1.requests = 0
         ctx = BuildContext(self.settings, f"run-{self.runs}", cache=ObjectStore(CACHE_BUCKET, client=self.s3))
         # The context makes its DocDB clients on first use; hand it the fakes instead.
         ctx._docdb = {"v2": self.v2, "v1": self.v1}  # type: ignore[assignment]
@@ -109,6 +111,11 @@ class Harness:
 
     def delete(self, bucket: str, key: str) -> None:
         self.s3.delete_object(Bucket=bucket, Key=key)
+
+    def remove_bucket(self, bucket: str) -> None:
+        for item in self.s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+            self.s3.delete_object(Bucket=bucket, Key=item["Key"])
+        self.s3.delete_bucket(Bucket=bucket)
 
     def put_parquet(self, key: str, table: pa.Table) -> None:
         sink = io.BytesIO()

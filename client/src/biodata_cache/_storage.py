@@ -55,6 +55,28 @@ _PROVIDE_CREDENTIALS = (
 )
 
 
+# One boto3 session per process: a new session reloads botocore's data files (~0.3 s).
+# Sessions are not thread-safe, so clients are created under this lock.
+_SESSION_LOCK = threading.Lock()
+_SESSION: Any = None
+
+
+def _shared_session() -> Any:
+    global _SESSION
+    if _SESSION is None:
+        import boto3
+
+        _SESSION = boto3.session.Session()
+    return _SESSION
+
+
+def reset_session() -> None:
+    """Forget the shared boto3 session, so credentials and region are looked up again."""
+    global _SESSION
+    with _SESSION_LOCK:
+        _SESSION = None
+
+
 class ObjectMissing(Exception):
     """The object does not exist (internal: the reader explains what that means)."""
 
@@ -169,12 +191,15 @@ class S3Store:
             return self._client_obj
 
     def _make_client(self) -> Any:
-        import boto3
         from botocore import UNSIGNED
         from botocore.config import Config
 
+        with _SESSION_LOCK:
+            return self._make_client_locked(UNSIGNED, Config)
+
+    def _make_client_locked(self, unsigned: Any, config_class: Any) -> Any:
         if self._session is None:
-            self._session = boto3.session.Session()
+            self._session = _shared_session()
         if self._unsigned is None:
             if self.config.anonymous is not None:
                 self._unsigned = self.config.anonymous
@@ -190,9 +215,9 @@ class S3Store:
             "max_pool_connections": 16,
         }
         if self._unsigned:
-            options["signature_version"] = UNSIGNED
+            options["signature_version"] = unsigned
         return self._session.client(
-            "s3", endpoint_url=self.config.endpoint_url, config=Config(**options)
+            "s3", endpoint_url=self.config.endpoint_url, config=config_class(**options)
         )
 
     def _go_unsigned(self, reason: str) -> None:

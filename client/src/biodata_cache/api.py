@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from biodata_cache._storage import reset_session
 from biodata_cache.reader import Cache, Filters
 from biodata_cache.registry import CacheRegistry
 
@@ -35,6 +36,7 @@ def configure(**options: Any) -> Cache:
     the environment.
     """
     global _default
+    reset_session()
     with _default_lock:
         _default = Cache(**options)
         return _default

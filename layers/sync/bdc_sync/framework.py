@@ -117,6 +117,10 @@ class BuildContext:
     def docdb_requests(self) -> int:
         return sum(client.requests for client in self._docdb.values())
 
+    @property
+    def docdb_records(self) -> int:
+        return sum(client.records_received for client in self._docdb.values())
+
     def source(self, bucket: str) -> ObjectStore:
         """Read access to a source bucket (aind-open-data, aind-behavior-data)."""
         if bucket not in self._sources:

@@ -117,6 +117,7 @@ def run_report(run: dict[str, Any], items: dict[str, dict[str, Any]]) -> dict[st
                 "rows": item.get("rows"),
                 "duration_seconds": item.get("duration_seconds"),
                 "docdb_requests": item.get("docdb_requests", 0),
+                "docdb_records": item.get("docdb_records", 0),
                 "bytes_written": item.get("bytes_written", 0),
                 "partitions_written": item.get("partitions_written", 0),
                 "partitions_deleted": item.get("partitions_deleted", 0),
