@@ -14,8 +14,8 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
+import biodata_cache as client
 from bdc_local import corpus as corpus_module
 from bdc_local.runner import run_and_wait
 from bdc_local.stack import LocalStack, StackConfig, local_stack
@@ -37,16 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def table_rows(spec: TableSpec) -> int:
     """Rows of a table read back through the pip client (all partitions counted)."""
-    import biodata_cache as client
-
     if spec.partitioned:
-        con = client.connect()
-        try:
-            return int(con.execute(f"SELECT count(*) FROM {spec.name}").fetchone()[0])
-        finally:
-            con.close()
-    result = getattr(client, spec.name)()
-    return len(result)
+        return len(client.read_table(spec.name))
+    return len(getattr(client, spec.name)())
 
 
 def export_cache(stack: LocalStack, target: Path) -> int:
@@ -81,9 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             stack.load_sources(records, seed=args.seed)
             result = run_and_wait(stack, workers=args.workers)
             folder = result.run["folder"]
+            registry = client.get_cache_registry()
             lines = []
             for spec in ALL_TABLES:
-                location = next((e["location"] for e in registry_entries() if e["name"] == spec.name), "?")
+                location = registry[spec.name].location
                 status = result.tables.get(spec.built_with or spec.name, {}).get("status", "not run")
                 rows = table_rows(spec) if status in {"succeeded", "unchanged"} else 0
                 lines.append({"name": spec.name, "rows": rows, "location": location, "status": status})
@@ -106,17 +100,6 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if failed else 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def registry_entries() -> list[dict[str, Any]]:
-    import biodata_cache as client
-
-    registry = client.get_cache_registry()
-    if isinstance(registry, list):
-        return registry
-    if isinstance(registry, dict):
-        return registry.get("tables", [])
-    return registry.to_dict("records")
 
 
 if __name__ == "__main__":

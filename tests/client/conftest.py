@@ -102,7 +102,9 @@ def build_tables() -> dict[str, pa.Table]:
 
     return {
         "asset_basics": basics,
-        "unique_project_names": _t(catalog.UNIQUE_PROJECT_NAMES, [{"project_name": "Project A"}, {"project_name": "Project B"}]),
+        "unique_project_names": _t(
+            catalog.UNIQUE_PROJECT_NAMES, [{"project_name": "Project A"}, {"project_name": "Project B"}]
+        ),
         "unique_subject_ids": _t(catalog.UNIQUE_SUBJECT_IDS, [{"subject_id": s} for s in SUBJECTS]),
         "unique_genotypes": _t(catalog.UNIQUE_GENOTYPES, [{"genotype": "wt/wt"}]),
         "source_data": _t(
@@ -119,11 +121,21 @@ def build_tables() -> dict[str, pa.Table]:
             catalog.PLATFORM_SMARTSPIM,
             [{"name": DER_B1, "raw_name": RAW_B, "processed": True, "channel": "Ex_488_Em_525"}],
         ),
-        "platform_exaspim": _t(catalog.PLATFORM_EXASPIM, [{"name": "exa_1", "raw_name": "exa_1", "processed": False}]),
+        "platform_exaspim": _t(
+            catalog.PLATFORM_EXASPIM, [{"name": "exa_1", "raw_name": "exa_1", "processed": False}]
+        ),
         "platform_fib": _t(
             catalog.PLATFORM_FIB,
-            [{"asset_name": "fib_1", "fiber": "Fiber_0", "patch_cord": "Patch Cord A", "channel": "G",
-              "intended_measurement": "dopamine", "targeted_structure": "VTA"}],
+            [
+                {
+                    "asset_name": "fib_1",
+                    "fiber": "Fiber_0",
+                    "patch_cord": "Patch Cord A",
+                    "channel": "G",
+                    "intended_measurement": "dopamine",
+                    "targeted_structure": "VTA",
+                }
+            ],
         ),
         "metadata_upgrade": pa.table(
             {
@@ -133,17 +145,38 @@ def build_tables() -> dict[str, pa.Table]:
         ),
         "foraging_sessions": _t(
             catalog.FORAGING_SESSIONS,
-            [{"subject_id": "100001", "session_date": "2025-06-01", "session": 3, "nwb_suffix": 0,
-              "foraging_eff": 0.8, "finished_trials": 300, "total_trials": 350}],
+            [
+                {
+                    "subject_id": "100001",
+                    "session_date": "2025-06-01",
+                    "session": 3,
+                    "nwb_suffix": 0,
+                    "foraging_eff": 0.8,
+                    "finished_trials": 300,
+                    "total_trials": 350,
+                }
+            ],
         ),
         "behavior_curriculum": _t(
             catalog.BEHAVIOR_CURRICULUM,
-            [{"asset_name": DER_A4, "curriculum_name": "Uncoupled", "stage_name": "STAGE_1", "stage_node_id": 1}],
+            [
+                {
+                    "asset_name": DER_A4,
+                    "curriculum_name": "Uncoupled",
+                    "stage_name": "STAGE_1",
+                    "stage_node_id": 1,
+                }
+            ],
         ),
         "time_to_qc": _t(
             catalog.TIME_TO_QC,
-            [{"name": DER_A1, "process_end_time": "2025-06-02T00:00:00Z",
-              "qc_time": pa.scalar(1749000000000000, pa.timestamp("us", tz="UTC")).as_py()}],
+            [
+                {
+                    "name": DER_A1,
+                    "process_end_time": "2025-06-02T00:00:00Z",
+                    "qc_time": pa.scalar(1749000000000000, pa.timestamp("us", tz="UTC")).as_py(),
+                }
+            ],
         ),
     }
 
@@ -153,30 +186,73 @@ def build_partitions() -> dict[tuple[str, str], pa.Table]:
     ts = pa.scalar(1748772000000000, pa.timestamp("us", tz="UTC")).as_py()
 
     def metric(name: str, asset: str, subject: str, status: str = "Pass") -> dict:
-        return {"name": name, "stage": "Processing", "modality": "ecephys", "value": "1.0",
-                "status": status, "asset_name": asset, "subject_id": subject, "timestamp": ts}
+        return {
+            "name": name,
+            "stage": "Processing",
+            "modality": "ecephys",
+            "value": "1.0",
+            "status": status,
+            "asset_name": asset,
+            "subject_id": subject,
+            "timestamp": ts,
+        }
 
     return {
         ("quality_control", "100001"): _t(
             catalog.QUALITY_CONTROL,
-            [metric("drift", RAW_A, "100001"), metric("yield", DER_A1, "100001", "Fail"),
-             metric("noise", DER_A2, "100001")],
+            [
+                metric("drift", RAW_A, "100001"),
+                metric("yield", DER_A1, "100001", "Fail"),
+                metric("noise", DER_A2, "100001"),
+            ],
         ),
         ("quality_control", "100002"): _t(catalog.QUALITY_CONTROL, [metric("focus", RAW_B, "100002")]),
         ("qc_tag_status", "100001"): _t(
             catalog.QC_TAG_STATUS,
-            [{"tag": "ecephys", "status": "Pass", "asset_name": RAW_A, "subject_id": "100001", "timestamp": ts},
-             {"tag": "probe:A", "status": "Fail", "asset_name": DER_A1, "subject_id": "100001", "timestamp": ts}],
+            [
+                {
+                    "tag": "ecephys",
+                    "status": "Pass",
+                    "asset_name": RAW_A,
+                    "subject_id": "100001",
+                    "timestamp": ts,
+                },
+                {
+                    "tag": "probe:A",
+                    "status": "Fail",
+                    "asset_name": DER_A1,
+                    "subject_id": "100001",
+                    "timestamp": ts,
+                },
+            ],
         ),
         ("platform_qc", "spim"): _t(
             catalog.PLATFORM_QC,
-            [{"asset_name": RAW_B, "tag": "SPIM", "status": "Pass", "timestamp": TS,
-              "instrument_id_normalized": "SPIM1", "experimenters_normalized": ["Jane Doe"], "platform": "spim"}],
+            [
+                {
+                    "asset_name": RAW_B,
+                    "tag": "SPIM",
+                    "status": "Pass",
+                    "timestamp": TS,
+                    "instrument_id_normalized": "SPIM1",
+                    "experimenters_normalized": ["Jane Doe"],
+                    "platform": "spim",
+                }
+            ],
         ),
         ("platform_qc", "fib"): _t(
             catalog.PLATFORM_QC,
-            [{"asset_name": "fib_1", "tag": "fib", "status": "Fail", "timestamp": TS,
-              "instrument_id_normalized": "FIP1", "experimenters_normalized": [], "platform": "fib"}],
+            [
+                {
+                    "asset_name": "fib_1",
+                    "tag": "fib",
+                    "status": "Fail",
+                    "timestamp": TS,
+                    "instrument_id_normalized": "FIP1",
+                    "experimenters_normalized": [],
+                    "platform": "fib",
+                }
+            ],
         ),
     }
 
@@ -255,7 +331,9 @@ def root_objects(bucket: str = BUCKET) -> dict[str, bytes]:
     objects[rel(layout.registry_key(OLD_FOLDER))] = json.dumps(
         registry_document(bucket, OLD_FOLDER, ["asset_basics"])
     ).encode()
-    objects[rel(layout.table_key(OLD_FOLDER, "asset_basics"))] = parquet(build_tables()["asset_basics"].slice(0, 2))
+    objects[rel(layout.table_key(OLD_FOLDER, "asset_basics"))] = parquet(
+        build_tables()["asset_basics"].slice(0, 2)
+    )
     return objects
 
 
@@ -281,22 +359,24 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv(
-        "BIODATA_CACHE_DIR", str(tmp_path / "default-cache")
-    )  # never the user's real cache
-    import biodata_cache._storage
+    monkeypatch.setenv("BIODATA_CACHE_DIR", str(tmp_path / "default-cache"))  # never the user's real cache
     import biodata_cache.api
 
     biodata_cache.api._default = None
-    biodata_cache._storage.reset_session()  # credentials are looked up anew in each test
     yield
     biodata_cache.api._default = None
 
 
 @pytest.fixture
-def no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No AWS credentials anywhere (the shared boto3 session forgets those it found)."""
+    from biodata_cache._storage import reset_session
+
     monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    reset_session()
+    yield
+    reset_session()
 
 
 @pytest.fixture(scope="session")
@@ -485,7 +565,7 @@ def fake_s3() -> Iterator[Callable[[Callable[[str, str, bool], tuple[int, str | 
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         servers.append(server)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         fake.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
         return fake
 

@@ -119,7 +119,9 @@ def test_columns_given_as_a_string_is_a_type_error() -> None:
 
 
 def test_bad_filter_is_an_error_naming_the_table() -> None:
-    with pytest.raises(ValueError, match=r"^cannot apply filters \[\('nope', '=', 1\)\] to table 'source_data': "):
+    with pytest.raises(
+        ValueError, match=r"^cannot apply filters \[\('nope', '=', 1\)\] to table 'source_data': "
+    ):
         bc.source_data(filters=[("nope", "=", 1)])
 
 
@@ -163,8 +165,7 @@ def test_qc_unknown_subject() -> None:
     with pytest.raises(UnknownSubjectError) as info:
         bc.qc("999999")
     assert str(info.value) == (
-        "unknown subject_id '999999': no quality_control partition in bdc-v1.0 "
-        "and not in unique_subject_ids"
+        "unknown subject_id '999999': no quality_control partition in bdc-v1.0 and not in unique_subject_ids"
     )
     with pytest.raises(UnknownSubjectError, match="unknown subject_id 'a/b'"):
         bc.qc("a/b")
@@ -201,7 +202,7 @@ def test_qc_tag_status() -> None:
     assert bc.qc_tag_status("100001", asset_names=[DER_A1])["status"].tolist() == ["Fail"]
     assert bc.qc_tag_status("100002").empty  # known subject, no tag statuses
     assert bc.qc_tag_status("100001", lazy=True).endswith("qc_tag_status/subject_id=100001/data.pqt")
-    with pytest.raises(UnknownSubjectError, match="no qc_tag_status partition in bdc-v1.0"):
+    with pytest.raises(UnknownSubjectError, match=r"no qc_tag_status partition in bdc-v1\.0"):
         bc.qc_tag_status("42")
 
 
@@ -217,7 +218,7 @@ def test_platform_qc() -> None:
 def test_platform_without_data_is_empty() -> None:
     frame = bc.platform_qc("slap2")
     assert frame.empty and list(frame.columns) == catalog.PLATFORM_QC.column_names
-    with pytest.raises(MissingObjectError, match="^platform 'slap2' has no platform_qc data in bdc-v1.0 "):
+    with pytest.raises(MissingObjectError, match=r"^platform 'slap2' has no platform_qc data in bdc-v1\.0 "):
         bc.platform_qc("slap2", lazy=True)
 
 
@@ -326,7 +327,7 @@ def test_unknown_version_lists_available_versions(local_root: Path) -> None:
         lambda: bc.get_cache_registry(version="9.9"),
         lambda: bc.sql("SELECT 1 FROM platform_fib", version="9.9"),
     ):
-        with pytest.raises(VersionNotFoundError, match="^cache version bdc-v9.9 does not exist"):
+        with pytest.raises(VersionNotFoundError, match=r"^cache version bdc-v9\.9 does not exist"):
             call()
 
 
@@ -363,7 +364,9 @@ def test_root_without_cache(tmp_path: Path) -> None:
 def test_table_missing_from_an_older_version() -> None:
     with pytest.raises(UnknownTableError) as info:
         bc.platform_fib(version="0.10")
-    assert str(info.value) == "table 'platform_fib' is not in cache version bdc-v0.10; its tables: asset_basics"
+    assert (
+        str(info.value) == "table 'platform_fib' is not in cache version bdc-v0.10; its tables: asset_basics"
+    )
 
 
 def test_registry_names_a_missing_file(local_root: Path) -> None:
@@ -398,8 +401,11 @@ def test_registry_lists_a_table_this_package_does_not_know(local_root: Path) -> 
     registry_path = local_root / FOLDER / "cache_registry.json"
     document = json.loads(registry_path.read_text())
     document["tables"].append(
-        {**document["tables"][0], "name": "future_table",
-         "location": "s3://bdc-test/data-asset-cache/bdc-v1.0/future_table.pqt"}
+        {
+            **document["tables"][0],
+            "name": "future_table",
+            "location": "s3://bdc-test/data-asset-cache/bdc-v1.0/future_table.pqt",
+        }
     )
     registry_path.write_text(json.dumps(document))
     (local_root / FOLDER / "future_table.pqt").write_bytes(

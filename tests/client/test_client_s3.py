@@ -188,6 +188,7 @@ def test_object_changed_on_s3_is_downloaded_again(
 
 def test_damaged_cache_file_is_replaced(s3: Cache, cache_dir: Path) -> None:
     expected = bc.platform_fib()
+    s3.cache_usage()  # waits for the background write
     (arrow_file,) = cache_dir.rglob("platform_fib.pqt.arrow")
     arrow_file.write_bytes(b"garbage" * 10)
     pd.testing.assert_frame_equal(bc.platform_fib(), expected)
@@ -230,6 +231,21 @@ def test_clear_cache(s3: Cache, moto_server: MotoServer, cache_dir: Path) -> Non
     assert [r[2] for r in moto_server.since_mark()] == [200]
 
 
+def test_progress_bar_on_a_terminal(
+    s3: Cache, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import biodata_cache._storage as storage
+
+    monkeypatch.setattr(storage, "_STREAM_BYTES", 0)
+    monkeypatch.setattr(storage, "_BAR_NOW_BYTES", 0)
+    monkeypatch.setattr(storage, "_stderr_is_tty", lambda: True)
+    assert len(bc.asset_basics()) == 8
+    assert "bdc-v1.0/asset_basics.pqt" in capsys.readouterr().err
+    monkeypatch.setattr(storage, "_stderr_is_tty", lambda: False)
+    bc.source_data()
+    assert capsys.readouterr().err == ""
+
+
 # -- configuration --------------------------------------------------------------------------
 def test_configuration_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, moto_server: MotoServer, cache_dir: Path
@@ -238,6 +254,7 @@ def test_configuration_from_the_environment(
     monkeypatch.setenv("BIODATA_CACHE_S3_ENDPOINT", moto_server.endpoint)
     monkeypatch.setenv("BIODATA_CACHE_DIR", str(cache_dir))
     assert bc.unique_genotypes() == ["wt/wt"]
+    assert bc.get_cache().cache_usage()[0] == 1
     assert any(cache_dir.rglob("unique_genotypes.pqt.arrow"))
 
 
@@ -333,9 +350,7 @@ def test_custom_write_without_credentials(
     assert fake.seen == [("PUT", f"/priv/data-asset-cache/{FOLDER}/custom/mine.pqt", False)]
 
 
-def test_rejected_credentials_fall_back_to_unsigned(
-    fake_s3: Callable[..., FakeS3], cache_dir: Path
-) -> None:
+def test_rejected_credentials_fall_back_to_unsigned(fake_s3: Callable[..., FakeS3], cache_dir: Path) -> None:
     versions = json.dumps(["bdc-v1.0"]).encode()
 
     def respond(method: str, path: str, signed: bool) -> tuple[int, str | None, bytes]:
@@ -349,9 +364,7 @@ def test_rejected_credentials_fall_back_to_unsigned(
     assert [signed for _, _, signed in fake.seen] == [True, False]
 
 
-def test_rejected_credentials_on_a_private_bucket(
-    fake_s3: Callable[..., FakeS3], cache_dir: Path
-) -> None:
+def test_rejected_credentials_on_a_private_bucket(fake_s3: Callable[..., FakeS3], cache_dir: Path) -> None:
     fake = fake_s3(lambda method, path, signed: (403, "ExpiredToken" if signed else "AccessDenied", b""))
     cache = Cache(bucket="priv", endpoint_url=fake.endpoint, cache_dir=cache_dir)
     with pytest.raises(AccessDeniedError) as info:
@@ -413,7 +426,7 @@ def test_unreachable_endpoint(cache_dir: Path) -> None:
     with pytest.raises(EndpointUnreachableError) as info:
         bc.asset_basics()
     assert str(info.value) == (
-        f'cannot reach the S3 endpoint {endpoint}: Could not connect to the endpoint URL: '
+        f"cannot reach the S3 endpoint {endpoint}: Could not connect to the endpoint URL: "
         f'"{endpoint}/{BUCKET}/data-asset-cache/{FOLDER}/asset_basics.pqt"'
     )
 
@@ -438,14 +451,14 @@ def test_unknown_version_on_s3(s3: Cache) -> None:
 
 
 def test_unknown_table_subject_platform_on_s3(s3: Cache) -> None:
-    with pytest.raises(UnknownTableError, match="^unknown table 'nope'; known tables: asset_basics, "):
+    with pytest.raises(UnknownTableError, match=r"^unknown table 'nope'; known tables: asset_basics, "):
         bc.read_table("nope")
     with pytest.raises(UnknownSubjectError) as info:
         bc.qc("123")
     assert str(info.value) == (
         "unknown subject_id '123': no quality_control partition in bdc-v1.0 and not in unique_subject_ids"
     )
-    with pytest.raises(UnknownPlatformError, match="^unknown platform 'x'; platforms: spim, fib, vr"):
+    with pytest.raises(UnknownPlatformError, match=r"^unknown platform 'x'; platforms: spim, fib, vr"):
         bc.platform_qc("x")
 
 
@@ -457,7 +470,7 @@ def test_corrupt_object_on_s3(moto_server: MotoServer, scratch_bucket: str, cach
     with pytest.raises(CorruptObjectError) as info:
         bc.behavior_curriculum()
     assert str(info.value).startswith(f"s3://{scratch_bucket}/{key} is not a readable parquet file (")
-    assert not list(cache_dir.rglob("behavior_curriculum*"))  # nothing wrong was kept
+    assert bc.get_cache().cache_usage() == (0, 0)  # nothing wrong was kept
     qc_key = layout.partition_key(FOLDER, "qc", "subject_id", "100001")
     s3_client(moto_server.endpoint).put_object(Bucket=scratch_bucket, Key=qc_key, Body=b"not parquet")
     with pytest.raises(CorruptObjectError, match=f"^s3://{scratch_bucket}/{qc_key} is not a readable"):

@@ -142,11 +142,27 @@ def test_unchanged_inputs_make_no_docdb_request_and_new_channels_rebuild(harness
 
     new_channel = f"{NO_CHANNELS}/image_cell_segmentation/Ex_639_Em_667/visualization/x.json"
     harness.put(SOURCE_BUCKET, new_channel, "{}")
-    rebuilt, _ = harness.build(platform_smartspim.TABLE)
+    rebuilt, ctx = harness.build(platform_smartspim.TABLE)
     assert rebuilt.status == "succeeded"
+    assert ctx.docdb_requests == 0  # no stitched record changed: their details come from the state
     rows = harness.read("platform_smartspim").to_pylist()
     channels = [r["channel"] for r in rows if r["raw_name"] == RAW_3]
     assert channels == ["Ex_639_Em_667"]
+    assert {r["institution"] for r in rows if r["raw_name"] == RAW_3} == {"AIBS"}
+
+
+def test_a_changed_stitched_record_is_the_only_one_fetched(harness: Harness) -> None:
+    harness.build(platform_smartspim.TABLE)
+    changed = derived("d3", NO_CHANNELS, RAW_3, institution="AIND", end="2025-02-04T00:00:00Z")
+    changed["_last_modified"] = "2026-02-01T00:00:00Z"
+    harness.v2.upsert(changed)
+    harness.build_upstream()
+    harness.v2.fetched_ids.clear()
+    rebuilt, _ = harness.build(platform_smartspim.TABLE)
+    assert rebuilt.status == "succeeded"
+    assert harness.v2.fetched_ids == ["d3"]
+    row = next(r for r in harness.read("platform_smartspim").to_pylist() if r["raw_name"] == RAW_3)
+    assert (row["institution"], row["processing_end_time"]) == ("AIND", "2025-02-04T00:00:00Z")
 
 
 def test_raw_link_rewrites_old_derivatives_paths() -> None:

@@ -161,8 +161,10 @@ class S3Store:
     @property
     def cache_id(self) -> str:
         """Folder of this endpoint and bucket inside the local cache."""
-        endpoint = self.config.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
-            "AWS_ENDPOINT_URL"
+        endpoint = (
+            self.config.endpoint_url
+            or os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL")
         )
         host = "aws"
         if endpoint:
@@ -405,7 +407,13 @@ class S3Store:
         if self._unsigned:
             options["anonymous"] = True
         else:
-            frozen = self._session.get_credentials().get_frozen_credentials()
+            credentials = self._session.get_credentials()
+            if credentials is None:
+                raise AccessDeniedError(
+                    f"no AWS credentials were found to read {self.url('')} "
+                    f"(anonymous access is switched off). {_PROVIDE_CREDENTIALS}"
+                )
+            frozen = credentials.get_frozen_credentials()
             options.update(
                 access_key=frozen.access_key,
                 secret_key=frozen.secret_key,
@@ -479,4 +487,3 @@ def make_store(config: CacheConfig) -> FileStore | S3Store:
     if config.local_root is not None:
         return FileStore(config.local_root)
     return S3Store(config)
-

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from biodata_cache._storage import reset_session
 from biodata_cache.reader import Cache, Filters
 from biodata_cache.registry import CacheRegistry
 
@@ -36,7 +35,6 @@ def configure(**options: Any) -> Cache:
     the environment.
     """
     global _default
-    reset_session()
     with _default_lock:
         _default = Cache(**options)
         return _default
@@ -225,7 +223,7 @@ def qc(
             subject's partition are reported with an ``UnknownAssetsWarning``.
         lazy: Return the path of the partition's parquet file in the local cache
             (downloaded if needed) instead of loading it, for DuckDB:
-            ``duckdb.sql(f"SELECT * FROM '{qc(sid, lazy=True)}'")``.
+            ``duckdb.sql(f"SELECT * FROM read_parquet('{qc(sid, lazy=True)}')")``.
         columns, filters, version, use_cache: as for ``asset_basics``.
 
     Returns:

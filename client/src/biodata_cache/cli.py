@@ -35,9 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         "--anonymous", action="store_true", default=None, help="unsigned requests (public bucket)"
     )
     where.add_argument("--cache-dir", help="local cache directory")
-    where.add_argument(
-        "--no-cache", action="store_true", help="bypass the local cache (download everything)"
-    )
+    where.add_argument("--no-cache", action="store_true", help="bypass the local cache (download everything)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("tables", help="list tables with rows and last build time")
@@ -109,7 +107,7 @@ def _cmd_tables(args: argparse.Namespace) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print(f"{cache.config.root_url}{registry.version}/")
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 def _cmd_head(args: argparse.Namespace) -> None:
@@ -118,9 +116,8 @@ def _cmd_head(args: argparse.Namespace) -> None:
     spec = catalog.TABLES.get(args.table)
     if spec is not None and spec.partitioned:
         if not args.partition:
-            raise BiodataCacheError(
-                f"{args.table} is partitioned by {spec.partition_key}: pass --partition <{spec.partition_key}>"
-            )
+            key = spec.partition_key
+            raise BiodataCacheError(f"{args.table} is partitioned by {key}: pass --partition <{key}>")
         if args.table == "platform_qc":
             frame = cache.platform_qc(args.partition, columns=columns)
         elif args.table == "qc_tag_status":
@@ -164,7 +161,8 @@ def _cmd_rebuild(args: argparse.Namespace) -> None:
     from biodata_cache.rebuild import start_rebuild
 
     answer = start_rebuild(args.tables, function_name=args.function)
-    print(f"run {answer.get('run_id')} started: {', '.join(answer.get('enqueued') or answer.get('tables') or [])}")
+    tables = answer.get("enqueued") or answer.get("tables") or []
+    print(f"run {answer.get('run_id')} started: {', '.join(tables)}")
 
 
 def _cmd_cache(args: argparse.Namespace) -> None:

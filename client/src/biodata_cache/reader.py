@@ -1,27 +1,33 @@
 """``Cache``: reads the tables of one cache root and version into pandas or DuckDB.
 
 Reading never builds anything; the Lambdas do that. A table read costs one GET the
-first time and one conditional GET (``If-None-Match``, answered 304) afterwards:
-non-partitioned tables are kept decoded as Arrow IPC files in the local cache and
-memory-mapped, so a repeated read neither downloads nor decodes. Partitions
+first time and one conditional GET (``If-None-Match``, answered 304) afterwards.
+Non-partitioned tables are kept decoded: as Arrow IPC files in the local cache
+(memory-mapped by a later process, written by a background thread so the first
+read does not wait for it) and, in this process, as the arrow tables themselves.
+So a repeated read neither downloads nor decodes. Partitions
 (``qc/subject_id=<id>/data.pqt``) are fetched by key, one GET each, and kept as the
 parquet files they are, so ``lazy=True`` can hand their path to DuckDB.
 
-Paths come from ``layout``; the registry is only read to list tables and to explain
-a missing object (which table, which version, what exists instead).
+Paths come from ``layout``; the registry is read to list tables, to find tables
+this package does not know, and to explain a missing object (which table, which
+version, what exists instead).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import sys
 import threading
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +57,8 @@ if TYPE_CHECKING:
     import duckdb
     import pandas as pd
     import pyarrow.dataset as ds
+
+logger = logging.getLogger("biodata_cache")
 
 Filters = Any  # pyarrow DNF list of tuples (as for pq.read_table) or a pyarrow Expression
 _CUSTOM_PARQUET: dict[str, Any] = {"compression": "zstd"}
@@ -119,6 +127,7 @@ class Cache:
         self._disk = DiskCache(config.cache_dir)
         self._lock = threading.Lock()
         self._registry: tuple[float, CacheRegistry] | None = None
+        self._datasets: dict[str, tuple[float, ds.Dataset | None]] = {}
         self._siblings: dict[str, Cache] = {}
 
     def __repr__(self) -> str:
@@ -217,9 +226,7 @@ class Cache:
         except ObjectMissing as missing:
             self.registry()  # a version that does not exist is the better message
             what = f"no run report for run {run_id!r}" if run_id else "no run has finished"
-            raise MissingObjectError(
-                f"{what} in {self.version} ({missing.url} does not exist)"
-            ) from None
+            raise MissingObjectError(f"{what} in {self.version} ({missing.url} does not exist)") from None
         assert fetched is not None
         report = _json(fetched.body, self.url(rel))
         if not isinstance(report, dict):
@@ -316,26 +323,34 @@ class Cache:
         if isinstance(self._store, FileStore):
             return _parquet_file(self._store.local_path(rel), self.url(rel))
         path = self._disk.path(self._store.cache_id, self._store.key(rel), decoded=True)
-        etag = self._disk.etag(path) if use_cache else None
+        remembered = _MEMORY.get(path) if use_cache else None
+        etag = None
+        if remembered is not None:
+            etag = remembered[0]
+        elif use_cache:
+            _wait_for_write(path)
+            etag = self._disk.etag(path)
         fetched = self._store.get(rel, if_none_match=etag)
         if fetched is None:
+            if remembered is not None:
+                return remembered[1]
             cached = _read_ipc(path)
             if cached is not None:
+                _MEMORY.put(path, str(etag), cached)
                 return cached
             self._disk.drop(path)
             fetched = self._store.get(rel)
             assert fetched is not None
         data = _parquet_bytes(fetched.body, self.url(rel))
         if use_cache:
-            self._disk.save(path, lambda tmp: _write_ipc(data, tmp), fetched.etag)
+            _MEMORY.put(path, fetched.etag, data)
+            _write_soon(self._disk, path, data, fetched.etag)
         return data
 
     # -- partitions --------------------------------------------------------------
     def _partition_rel(self, ref: _TableRef, value: str) -> str:
         assert ref.table_folder and ref.partition_key
-        return relative_key(
-            layout.partition_key(self.version, ref.table_folder, ref.partition_key, value)
-        )
+        return relative_key(layout.partition_key(self.version, ref.table_folder, ref.partition_key, value))
 
     def _partition_path(self, rel: str, use_cache: bool) -> Path:
         """A partition's parquet file on local disk (downloaded if needed)."""
@@ -348,12 +363,17 @@ class Cache:
         etag = self._disk.etag(path) if use_cache else None
         fetched = self._store.get(rel, if_none_match=etag)
         if fetched is None:
-            return path
+            try:  # DuckDB will read it: make sure the kept copy is still whole
+                pq.read_metadata(path)
+                return path
+            except (pa.ArrowException, OSError):
+                self._disk.drop(path)
+                fetched = self._store.get(rel)
+                assert fetched is not None
         _check_parquet(fetched.body, self.url(rel))
         if not self._disk.save(path, lambda tmp: tmp.write_bytes(fetched.body), fetched.etag):
             raise BiodataCacheError(
-                f"could not write {path} (needed to hand {self.url(rel)} to DuckDB); "
-                "check BIODATA_CACHE_DIR"
+                f"could not write {path} (needed to hand {self.url(rel)} to DuckDB); check BIODATA_CACHE_DIR"
             )
         return path
 
@@ -376,7 +396,7 @@ class Cache:
             self._disk.save(path, lambda tmp: tmp.write_bytes(fetched.body), fetched.etag)
         return data
 
-    def partition(
+    def _partition(
         self,
         table: str,
         value: str,
@@ -386,8 +406,8 @@ class Cache:
     ) -> pa.Table | str:
         """One partition of a partitioned table: its rows, or with ``lazy`` a local path.
 
-        Raises ``ObjectMissing`` (internal) when the partition does not exist; the
-        public functions explain that in terms of subjects and platforms.
+        Raises ``ObjectMissing`` when the partition does not exist; the public
+        methods explain that in terms of subjects and platforms.
         """
         ref = self._ref(table)
         if not ref.partition_key:
@@ -420,7 +440,7 @@ class Cache:
                 "partition's file; filter it in DuckDB (WHERE asset_name IN (...))"
             )
         try:
-            found = self.partition(table, subject, lazy=lazy, use_cache=use_cache)
+            found = self._partition(table, subject, lazy=lazy, use_cache=use_cache)
         except ObjectMissing as missing:
             if self._subject_known(subject, use_cache):
                 if lazy:
@@ -490,7 +510,7 @@ class Cache:
                 f"unknown platform {platform!r}; platforms: {', '.join(catalog.PLATFORMS)}"
             )
         try:
-            found = self.partition("platform_qc", platform, lazy=lazy, use_cache=use_cache)
+            found = self._partition("platform_qc", platform, lazy=lazy, use_cache=use_cache)
         except ObjectMissing as missing:
             _ = self.registry()["platform_qc"]  # an unknown version or table explains more
             if lazy:
@@ -532,6 +552,18 @@ class Cache:
         ref = self._ref(table)
         if not ref.partition_key:
             raise ValueError(f"table {table!r} is not partitioned")
+        # Listing thousands of partitions takes a few requests and most of a query's
+        # time, so a listing is reused for registry_ttl seconds, like the registry.
+        now = time.monotonic()
+        listed = self._datasets.get(table)
+        if listed is not None and now - listed[0] < self.config.registry_ttl:
+            return listed[1]
+        dataset = self._discover(ref, ds)
+        self._datasets[table] = (now, dataset)
+        return dataset
+
+    def _discover(self, ref: _TableRef, ds: Any) -> ds.Dataset | None:
+        assert ref.partition_key
         filesystem, base = self._store.arrow_filesystem()
         path = f"{base}/{ref.rel}".rstrip("/")
         partitioning = ds.partitioning(pa.schema([(ref.partition_key, pa.string())]), flavor="hive")
@@ -577,9 +609,7 @@ class Cache:
                 use_cache=use_cache,
             ).to_pylist()
             wanted = {
-                b["name"]
-                for b in basics
-                if any(needle in (m or "").lower() for m in (b["modalities"] or []))
+                b["name"] for b in basics if any(needle in (m or "").lower() for m in (b["modalities"] or []))
             }
             rows = [row for row in rows if row["name"] in wanted]
 
@@ -723,10 +753,13 @@ class Cache:
     # -- local cache -------------------------------------------------------------
     def clear_cache(self) -> int:
         """Delete every file of the local cache directory; returns the bytes freed."""
+        _wait_for_writes()
+        _MEMORY.clear()
         return self._disk.clear()
 
     def cache_usage(self) -> tuple[int, int]:
-        """(files, bytes) in the local cache directory."""
+        """(files, bytes) in the local cache directory, once pending writes are done."""
+        _wait_for_writes()
         return self._disk.usage()
 
 
@@ -755,7 +788,7 @@ def _parquet_bytes(body: bytes, url: str) -> pa.Table:
 def _check_parquet(body: bytes, url: str) -> None:
     """Reject a truncated or foreign file before it is handed to DuckDB by path."""
     try:
-        pq.ParquetFile(pa.BufferReader(body)).metadata
+        pq.read_metadata(pa.BufferReader(body))
     except (pa.ArrowException, OSError) as exc:
         raise _corrupt(url, exc) from None
 
@@ -786,6 +819,92 @@ def _write_ipc(table: pa.Table, path: Path) -> None:
             writer.write_table(table)
 
 
+class _RecentTables:
+    """Decoded tables recently read in this process, by cache path, with their ETag.
+
+    A repeated read still revalidates with S3 (one conditional GET) but then skips
+    even the memory-mapping. Arrow tables are immutable and the DataFrames made from
+    them share their buffers, so holding them costs little beyond what callers hold.
+    """
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit = limit_bytes
+        self._items: OrderedDict[Path, tuple[str, pa.Table, int]] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, path: Path) -> tuple[str, pa.Table] | None:
+        with self._lock:
+            item = self._items.get(path)
+            if item is None:
+                return None
+            self._items.move_to_end(path)
+            return item[0], item[1]
+
+    def put(self, path: Path, etag: str, table: pa.Table) -> None:
+        size = table.nbytes
+        with self._lock:
+            old = self._items.pop(path, None)
+            if old is not None:
+                self._size -= old[2]
+            if size > self.limit:
+                return
+            while self._items and self._size + size > self.limit:
+                _, (_, _, dropped) = self._items.popitem(last=False)
+                self._size -= dropped
+            self._items[path] = (etag, table, size)
+            self._size += size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._size = 0
+
+
+_MEMORY = _RecentTables(512 << 20)
+
+# Decoded tables are written to the local cache by one background thread, so a first
+# read returns as soon as the table is decoded (the write costs about as much as the
+# decode). Python joins the thread at exit, so a started write always finishes.
+_writer: ThreadPoolExecutor | None = None
+_writes: dict[Path, Future[None]] = {}
+_writes_lock = threading.Lock()
+
+
+def _write_soon(disk: DiskCache, path: Path, table: pa.Table, etag: str) -> None:
+    global _writer
+
+    def write() -> None:
+        try:
+            disk.save(path, lambda tmp: _write_ipc(table, tmp), etag)
+        except Exception as exc:  # a cache write must never break a read
+            logger.warning("could not keep %s in the local cache: %s", path, exc)
+
+    with _writes_lock:
+        if _writer is None:
+            _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="biodata-cache-writer")
+        _writes[path] = _writer.submit(write)
+
+
+def _wait_for_write(path: Path) -> None:
+    """Let a pending background write of ``path`` finish, so this read can use it."""
+    with _writes_lock:
+        pending = _writes.pop(path, None)
+        for done in [p for p, future in _writes.items() if future.done()]:
+            del _writes[done]
+    if pending is not None:
+        pending.result()
+
+
+def _wait_for_writes() -> None:
+    """Let every pending background write finish."""
+    with _writes_lock:
+        pending = list(_writes.values())
+        _writes.clear()
+    for future in pending:
+        future.result()
+
+
 def _expression(filters: Filters) -> pc.Expression:
     if isinstance(filters, pc.Expression):
         return filters
@@ -803,9 +922,7 @@ def _check_columns(schema: pa.Schema, columns: Sequence[str], table: str) -> Non
         )
 
 
-def _project(
-    data: pa.Table, columns: Sequence[str] | None, filters: Filters | None, table: str
-) -> pa.Table:
+def _project(data: pa.Table, columns: Sequence[str] | None, filters: Filters | None, table: str) -> pa.Table:
     if columns is not None:
         _check_columns(data.schema, columns, table)
     if filters is not None:
@@ -818,17 +935,14 @@ def _project(
     return data
 
 
-def _keep_assets(
-    data: pa.Table, asset_names: str | Iterable[str], table: str, subject: str
-) -> pa.Table:
+def _keep_assets(data: pa.Table, asset_names: str | Iterable[str], table: str, subject: str) -> pa.Table:
     wanted = [asset_names] if isinstance(asset_names, str) else list(dict.fromkeys(asset_names))
     present = set(data.column("asset_name").to_pylist())
     absent = [name for name in wanted if name not in present]
     if absent:
         warnings.warn(
             UnknownAssetsWarning(
-                f"asset_names not in {table} of subject_id {subject!r}: "
-                f"{', '.join(map(repr, absent))}"
+                f"asset_names not in {table} of subject_id {subject!r}: {', '.join(map(repr, absent))}"
             ),
             stacklevel=_caller_level(),
         )

@@ -42,8 +42,7 @@ def start_rebuild(
     function = function_name or os.environ.get(ENV_DISPATCHER, "").strip()
     if not function:
         raise RebuildError(
-            "no dispatcher Lambda named: pass --function NAME (function_name=) "
-            f"or set {ENV_DISPATCHER}"
+            f"no dispatcher Lambda named: pass --function NAME (function_name=) or set {ENV_DISPATCHER}"
         )
     if lambda_client is None:
         import boto3

@@ -176,6 +176,10 @@ def finish_chunked_table(item: WorkItem, ledger: Ledger, settings: Settings) -> 
     outcome["duration_seconds"] += sum(float(c.get("duration_seconds") or 0) for c in chunks.values())
     outcome["malformed_sample"] = [s for c in chunks.values() for s in c.get("malformed_sample", [])][:5]
     outcome["chunks"] = len(chunks)
+    failures = [c for _, c in sorted(chunks.items()) if c["status"] == "failed" and c.get("message")]
+    if outcome["status"] == "failed" and failures:
+        # The run report should say why, not only which chunks failed.
+        outcome["message"] = f"{outcome['message']}; first failure: {failures[0]['message']}"[:2000]
     ledger.record_outcome(item.run_id, item.table, None, outcome)
 
 

@@ -118,6 +118,7 @@ class Asset:
     name: str
     id: str | None = None
     location: str | None = None
+    modified: str | None = None  # the record's _last_modified
 
 
 def raw_spim_names(basics: pa.Table, *, exa: bool) -> list[str]:
@@ -149,12 +150,17 @@ def latest_derived(source_data: pa.Table, raw_names: Iterable[str], marker: str)
 
 
 def assets_by_name(basics: pa.Table, names: Iterable[str]) -> dict[str, Asset]:
-    """``_id`` and location of the named assets (the first record of a duplicated name)."""
+    """Id, location and modification time of the named assets (the first record of a
+    duplicated name); ``basics`` needs ``_id``, ``name``, ``location``, ``_last_modified``."""
     wanted = set(names)
     found: dict[str, Asset] = {}
-    for rid, name, location in zip(
-        basics["_id"].to_pylist(), basics["name"].to_pylist(), basics["location"].to_pylist(), strict=True
+    for rid, name, location, modified in zip(
+        basics["_id"].to_pylist(),
+        basics["name"].to_pylist(),
+        basics["location"].to_pylist(),
+        basics["_last_modified"].to_pylist(),
+        strict=True,
     ):
         if name in wanted and name not in found:
-            found[name] = Asset(name=name, id=rid, location=location)
+            found[name] = Asset(name=name, id=rid, location=location, modified=modified)
     return {name: found.get(name, Asset(name=name)) for name in wanted}

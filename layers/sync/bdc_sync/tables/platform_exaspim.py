@@ -26,6 +26,7 @@ from bdc_sync.tables.assets import (
 from biodata_cache.catalog import PLATFORM_EXASPIM
 
 VIEWER = "https://neuroglancer-demo.appspot.com/#!"
+BASICS_COLUMNS = ["_id", "_last_modified", "name", "data_level", "modalities", "instrument_id", "location"]
 # The raw link opens the first of these that exists.
 RAW_VIEWER_FILES = ("neuroglancer.json", "process_output.json")
 
@@ -38,9 +39,7 @@ class ExaSpimInputs:
 
 
 def gather(ctx: BuildContext) -> ExaSpimInputs:
-    basics = ctx.upstream(
-        "asset_basics", columns=["_id", "name", "data_level", "modalities", "instrument_id", "location"]
-    )
+    basics = ctx.upstream("asset_basics", columns=BASICS_COLUMNS)
     links = ctx.upstream("source_data", columns=["name", "source_data", "processing_time"])
     raws = raw_spim_names(basics, exa=True)
     latest = latest_derived(links, raws, "fused")

@@ -4,8 +4,9 @@ Reads asset_basics (raw SmartSPIM assets, locations) and source_data (which deri
 asset is the latest ``stitched`` one of each raw), then S3 in the source bucket:
 the channel folders under ``<stitched>/image_cell_segmentation/`` and the raw
 asset's ``SPIM/derivatives/neuroglancer_config.json``. DocDB is asked only for
-what asset_basics lacks (institution, processing end time), and only when a rebuild
-is due.
+what asset_basics lacks (institution, processing end time), only when a rebuild is
+due, and only for stitched records new or changed since the last build: the
+answers are kept by record id and ``_last_modified`` in the table's state file.
 
 Fingerprint: asset_basics, source_data and the S3 answers themselves (channel
 names, raw links). Listing S3 is cheap; a run where none of these changed makes
@@ -14,8 +15,11 @@ no DocDB request and writes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+import pyarrow as pa
 
 from bdc_sync.docdb import projection_of
 from bdc_sync.fields import as_list, as_text, get_path
@@ -30,14 +34,26 @@ from bdc_sync.tables.assets import (
     raw_spim_names,
     source_bucket_required,
 )
+from biodata_cache import layout
 from biodata_cache.catalog import PLATFORM_SMARTSPIM
 
 VIEWER = "https://allen.neuroglass.io/new#!"
 RAW_CONFIG = "SPIM/derivatives/neuroglancer_config.json"
+BASICS_COLUMNS = ["_id", "_last_modified", "name", "data_level", "modalities", "instrument_id", "location"]
 STITCHED_PROJECTION = (
     "_id",
     "data_description.institution.abbreviation",
     "processing.data_processes.end_date_time",
+)
+
+# What the state file keeps per stitched record (DocDB's answers, by _last_modified).
+DETAILS_SCHEMA = pa.schema(
+    [
+        ("_id", pa.string()),
+        ("_last_modified", pa.string()),
+        ("institution", pa.string()),
+        ("processing_end_time", pa.string()),
+    ]
 )
 
 
@@ -61,9 +77,7 @@ def raw_link_of(config: Any) -> str | None:
 
 
 def gather(ctx: BuildContext) -> SmartSpimInputs:
-    basics = ctx.upstream(
-        "asset_basics", columns=["_id", "name", "data_level", "modalities", "instrument_id", "location"]
-    )
+    basics = ctx.upstream("asset_basics", columns=BASICS_COLUMNS)
     links = ctx.upstream("source_data", columns=["name", "source_data", "processing_time"])
     raws = raw_spim_names(basics, exa=False)
     latest = latest_derived(links, raws, "stitched")
@@ -113,8 +127,36 @@ def last_process_end(record: dict) -> str | None:
     return as_text(processes[-1].get("end_date_time")) if processes else None
 
 
+def details_of(record: dict) -> Row:
+    return {
+        "institution": as_text(get_path(record, "data_description.institution.abbreviation")),
+        "processing_end_time": last_process_end(record),
+    }
+
+
+def stitched_details(ctx: BuildContext, assets: Iterable[Asset]) -> dict[str, Row]:
+    """Institution and processing end of stitched records by id; DocDB only for changed ones."""
+    key = layout.state_key(ctx.folder, PLATFORM_SMARTSPIM.name)
+    known: dict[str, Row] = {}
+    previous = ctx.cache.read_table(key)
+    if previous is not None and previous.schema.equals(DETAILS_SCHEMA):
+        known = {row["_id"]: row for row in previous.to_pylist()}
+    wanted = {asset.id: asset.modified for asset in assets if asset.id}
+    changed = sorted(
+        rid for rid, modified in wanted.items() if known.get(rid, {}).get("_last_modified") != modified
+    )
+    for record in ctx.docdb().fetch_by_ids(changed, projection_of(STITCHED_PROJECTION)):
+        rid = as_text(record.get("_id"))
+        if rid in wanted:
+            known[rid] = {"_id": rid, "_last_modified": wanted[rid], **details_of(record)}
+    details = {rid: known[rid] for rid in sorted(wanted) if rid in known}
+    # Records DocDB did not return are not kept, so they are asked for again next time.
+    ctx.cache.write_table(key, pa.Table.from_pylist(list(details.values()), schema=DETAILS_SCHEMA))
+    return details
+
+
 def asset_rows(
-    raw: str, stitched: Asset | None, record: dict, channels: list[str], raw_link: str | None
+    raw: str, stitched: Asset | None, details: Row, channels: list[str], raw_link: str | None
 ) -> list[Row]:
     """The rows of one raw asset: one per channel, or one without channel links."""
     if stitched is None:
@@ -124,8 +166,8 @@ def asset_rows(
         "name": stitched.name,
         "raw_name": raw,
         "processed": True,
-        "institution": as_text(get_path(record, "data_description.institution.abbreviation")),
-        "processing_end_time": last_process_end(record),
+        "institution": details.get("institution"),
+        "processing_end_time": details.get("processing_end_time"),
         "stitched_link": f"{VIEWER}{location}/neuroglancer_config.json" if location else None,
         "raw_link": raw_link,
         "alignment_link": f"{VIEWER}{location}/image_atlas_alignment/neuroglancer_config.json"
@@ -149,17 +191,13 @@ def asset_rows(
 
 def derive(ctx: BuildContext) -> list[Row]:
     inputs = inputs_of(ctx)
-    ids = sorted({asset.id for asset in inputs.stitched.values() if asset.id})
-    records = {
-        as_text(record.get("_id")): record
-        for record in ctx.docdb().fetch_by_ids(ids, projection_of(STITCHED_PROJECTION))
-    }
+    details = stitched_details(ctx, inputs.stitched.values())
     rows: list[Row] = []
     for raw in inputs.raws:
         stitched = inputs.stitched.get(raw)
-        record = records.get(stitched.id, {}) if stitched and stitched.id else {}
+        found = details.get(stitched.id, {}) if stitched and stitched.id else {}
         channels = inputs.channels.get(stitched.name, []) if stitched else []
-        rows.extend(asset_rows(raw, stitched, record, channels, inputs.raw_links.get(raw)))
+        rows.extend(asset_rows(raw, stitched, found, channels, inputs.raw_links.get(raw)))
     return rows
 
 

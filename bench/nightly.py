@@ -1,0 +1,329 @@
+"""The nightly run at AIND's scale, on the local stack, against its own baselines.
+
+    make bench                      # 100,000 assets, ~8,000 subjects, 32 workers
+    make bench ARGS="--n 20000"     # a quicker look
+
+Measures, in one run of this script:
+1. a full nightly run (32 concurrent workers): wall time, DocDB requests, bytes
+   written, each table's duration, the critical path and the Lambda GB-seconds;
+2. the same tables built one after another in one process (the old nightly job);
+3. a second run with nothing changed; 4. a run after 1% of records changed;
+5. the worker's peak memory building asset_basics and the largest QC chunk, each
+   in a fresh process as Lambda would run it.
+The local DocDB API models the real one: 40 ms a request plus 0.02 ms a returned
+record, 6 MB pages. Figures are printed and written to bench/results/nightly.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+for part in ("layers/sync", "client/src", "local"):
+    sys.path.insert(0, str(REPO / part))
+
+from biodata_cache import layout  # noqa: E402
+from biodata_cache.catalog import get_spec  # noqa: E402
+from bdc_local import corpus  # noqa: E402
+from bdc_local.runner import RunResult, run_and_wait  # noqa: E402
+from bdc_local.stack import LocalStack, StackConfig, local_stack  # noqa: E402
+
+WORKER_MEMORY_GB = 2.0  # template.yaml's WorkerMemorySize default, in GB
+RESULTS = REPO / "bench" / "results" / "nightly.json"
+
+
+def critical_path(result: RunResult) -> tuple[float, list[str]]:
+    """The longest chain of dependent tables, by each table's own build time."""
+    durations = {
+        name: float(item["finished_at"]) - float(item["started_at"])
+        for name, item in result.tables.items()
+        if item.get("started_at") and item.get("finished_at")
+    }
+    best: dict[str, tuple[float, list[str]]] = {}
+
+    def longest(name: str) -> tuple[float, list[str]]:
+        if name not in best:
+            deps = [d for d in result.tables[name].get("depends_on", []) if d in durations]
+            before = max((longest(d) for d in deps), default=(0.0, []))
+            best[name] = (before[0] + durations.get(name, 0.0), [*before[1], name])
+        return best[name]
+
+    return max((longest(name) for name in durations), default=(0.0, []))
+
+
+def gb_seconds(result: RunResult, stack: LocalStack) -> float:
+    """Lambda GB-seconds from measured durations: every table and every chunk."""
+    from bdc_local.runner import ledger_for
+
+    ledger = ledger_for(stack)
+    seconds = 0.0
+    for name, item in result.tables.items():
+        seconds += float(item.get("duration_seconds") or 0.0)
+        if item.get("chunks"):
+            seconds -= float(item.get("duration_seconds") or 0.0)  # chunk durations, summed below
+            seconds += sum(
+                float(c.get("duration_seconds") or 0.0)
+                for c in ledger.chunk_items(result.run_id, name).values()
+            )
+    return seconds * WORKER_MEMORY_GB
+
+
+def docdb_figures(stack: LocalStack) -> dict[str, Any]:
+    stats = stack.docdb_admin("stats")
+    return {
+        "requests": stats["requests_total"],
+        "records": stats["records_returned"],
+        "server_seconds": stats["processing_seconds"],
+    }
+
+
+def run_measured(stack: LocalStack, workers: int) -> tuple[RunResult, dict[str, Any]]:
+    stack.docdb_admin("reset_stats", {})
+    result = run_and_wait(stack, workers=workers, timeout=4 * 3600)
+    return result, docdb_figures(stack)
+
+
+def sequential_baseline(stack: LocalStack) -> dict[str, Any]:
+    """Every table built from scratch, one after another, in this process."""
+    from bdc_sync.chunked import SubjectPartitionedTable
+    from bdc_sync.framework import BuildContext
+    from bdc_sync.settings import settings_from_env
+    from bdc_sync.tables import BUILDS, buildable_tables
+
+    bucket = "bdc-sequential-baseline"
+    stack.s3().create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    for key in (
+        stack.s3()
+        .list_objects_v2(
+            Bucket=stack.config.bucket, Prefix=layout.folder_prefix(layout.package_folder()) + "custom/"
+        )
+        .get("Contents", [])
+    ):
+        stack.s3().copy_object(
+            Bucket=bucket, Key=key["Key"], CopySource={"Bucket": stack.config.bucket, "Key": key["Key"]}
+        )
+    settings = settings_from_env().model_copy(update={"cache_bucket": bucket})
+    order = topological(buildable_tables())
+    stack.docdb_admin("reset_stats", {})
+    seconds: dict[str, float] = {}
+    started = time.monotonic()
+    for name in order:
+        ctx = BuildContext(settings, "sequential")
+        build = BUILDS[name]
+        begin = time.monotonic()
+        if isinstance(build, SubjectPartitionedTable):
+            chunks = build.plan(ctx)
+            statuses = {}
+            for index in range(chunks if isinstance(chunks, int) else 0):
+                build.build_chunk(BuildContext(settings, "sequential"), index)
+                statuses[index] = "succeeded"
+            if isinstance(chunks, int):
+                build.finish(ctx, statuses)
+        else:
+            build.build(ctx)
+        seconds[name] = time.monotonic() - begin
+    return {"wall_seconds": time.monotonic() - started, "tables": seconds, "docdb": docdb_figures(stack)}
+
+
+def topological(names: list[str]) -> list[str]:
+    done: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        for dep in get_spec(name).depends_on:
+            if dep in names:
+                visit(dep)
+        done.append(name)
+
+    for name in names:
+        visit(name)
+    return done
+
+
+PEAK_SCRIPT = """
+import json, resource, sys
+from bdc_sync.chunked import SubjectPartitionedTable
+from bdc_sync.framework import BuildContext
+from bdc_sync.settings import settings_from_env
+from bdc_sync.tables import BUILDS
+settings = settings_from_env().model_copy(update={"cache_bucket": sys.argv[2]})
+build = BUILDS[sys.argv[1]]
+ctx = BuildContext(settings, "peak-" + sys.argv[1])
+if isinstance(build, SubjectPartitionedTable):
+    chunks = build.plan(ctx)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    plan = ctx.cache.get_json(build._plan_key(ctx))[0]
+    sizes = [sum(len(plan["changed"].get(s, [])) for s in chunk) for chunk in plan["chunks"]]
+    build.build_chunk(ctx, sizes.index(max(sizes)))
+else:
+    build.build(ctx)
+print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def peak_memory(stack: LocalStack, table: str, bucket: str) -> float:
+    """Peak RSS (MB) of a fresh process building one table (or its largest chunk)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("layers/sync", "client/src"))}
+    output = subprocess.run(
+        [sys.executable, "-c", PEAK_SCRIPT, table, bucket],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return float(json.loads(output.strip().splitlines()[-1])["peak_rss_mb"])
+
+
+def table_figures(result: RunResult) -> dict[str, Any]:
+    return {
+        name: {
+            "status": item["status"],
+            "rows": item.get("rows"),
+            "seconds": round(float(item["finished_at"]) - float(item["started_at"]), 2)
+            if item.get("started_at") and item.get("finished_at")
+            else None,
+            "docdb_requests": item.get("docdb_requests"),
+            "bytes_written": item.get("bytes_written"),
+        }
+        for name, item in sorted(result.tables.items())
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=32)
+    parser.add_argument("--latency-ms", type=float, default=40.0)
+    parser.add_argument("--per-record-ms", type=float, default=0.02)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="bdc-bench-"))
+    began = time.monotonic()
+    records = corpus.generate_corpus(args.n, seed=args.seed)
+    corpus_path = workdir / "records.jsonl"
+    corpus.write_jsonl(records, corpus_path)
+    print(
+        f"corpus: {len(records)} records, {len({r['subject']['subject_id'] for r in records if isinstance(r.get('subject'), dict)})} subjects ({time.monotonic() - began:.0f} s)"
+    )
+    config = StackConfig(
+        docdb_latency_ms=args.latency_ms,
+        docdb_per_record_ms=args.per_record_ms,
+        worker_timeout_seconds=900,
+    )
+    figures: dict[str, Any] = {"corpus_records": len(records), "workers": args.workers}
+    with local_stack(corpus_path, config=config) as stack:
+        stack.load_sources(records, seed=args.seed)
+
+        full, full_docdb = run_measured(stack, args.workers)
+        path_seconds, path = critical_path(full)
+        report = json.loads(
+            stack.s3()
+            .get_object(
+                Bucket=stack.config.bucket, Key=layout.latest_run_report_key(layout.package_folder())
+            )["Body"]
+            .read()
+        )
+        figures["full"] = {
+            "wall_seconds": round(full.wall_seconds, 2),
+            "docdb": full_docdb,
+            "bytes_written": report["totals"]["bytes_written"],
+            "critical_path_seconds": round(path_seconds, 2),
+            "critical_path": path,
+            "lambda_gb_seconds": round(gb_seconds(full, stack), 1),
+            "tables": table_figures(full),
+        }
+        print(
+            f"full run: {full.wall_seconds:.1f} s wall, {full_docdb['requests']} DocDB requests, critical path {path_seconds:.1f} s ({' → '.join(path)})"
+        )
+
+        baseline = sequential_baseline(stack)
+        figures["sequential"] = baseline
+        print(
+            f"sequential baseline: {baseline['wall_seconds']:.1f} s, {baseline['docdb']['requests']} DocDB requests"
+        )
+
+        unchanged, unchanged_docdb = run_measured(stack, args.workers)
+        figures["unchanged"] = {
+            "wall_seconds": round(unchanged.wall_seconds, 2),
+            "docdb": unchanged_docdb,
+            "rebuilt": sorted(n for n, i in unchanged.tables.items() if i["status"] != "unchanged"),
+        }
+        print(
+            f"unchanged run: {unchanged.wall_seconds:.1f} s, {unchanged_docdb['requests']} DocDB requests, rebuilt {figures['unchanged']['rebuilt']}"
+        )
+
+        changed = corpus.mutate_records(records, 0.01, seed=args.seed + 1)
+        stack.docdb_admin("upsert?version=v2", changed)
+        one_pct, one_pct_docdb = run_measured(stack, args.workers)
+        figures["changed_1pct"] = {
+            "records_changed": len(changed),
+            "wall_seconds": round(one_pct.wall_seconds, 2),
+            "docdb": one_pct_docdb,
+        }
+        print(f"1% changed run: {one_pct.wall_seconds:.1f} s, {one_pct_docdb['requests']} DocDB requests")
+
+        peak_bucket = "bdc-peak-memory"
+        stack.s3().create_bucket(
+            Bucket=peak_bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
+        )
+        peaks = {
+            table: peak_memory(stack, table, peak_bucket) for table in ("asset_basics", "quality_control")
+        }
+        figures["worker_peak_rss_mb_by_table"] = peaks
+
+        basics_size = stack.s3().head_object(
+            Bucket=stack.config.bucket, Key=layout.table_key(layout.package_folder(), "asset_basics")
+        )["ContentLength"]
+        basics_rows = full.tables["asset_basics"]["rows"]
+        docdb_requests = full_docdb["requests"] or 1
+    server_ms = 1000 * full_docdb["server_seconds"] / docdb_requests
+    figures.update(
+        {
+            "speedup_vs_sequential": round(baseline["wall_seconds"] / full.wall_seconds, 2),
+            "critical_path_ratio": round(full.wall_seconds / path_seconds, 2) if path_seconds else None,
+            "unchanged_run_request_share": round(unchanged_docdb["requests"] / docdb_requests, 4),
+            "changed_1pct_request_share": round(one_pct_docdb["requests"] / docdb_requests, 4),
+            "worker_peak_rss_mb": round(max(peaks.values()), 1),
+            "asset_basics_bytes_per_row": round(basics_size / max(1, basics_rows), 1),
+            "docdb_server_ms_per_request": round(server_ms, 2),
+            "docdb_server_share_of_modelled_latency": round(server_ms / args.latency_ms, 3)
+            if args.latency_ms
+            else None,
+            "host_cores": os.cpu_count(),
+            "bench_seconds": round(time.monotonic() - began, 1),
+            "bench_peak_rss_mb_this_process": round(
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+            ),
+        }
+    )
+    for key in (
+        "speedup_vs_sequential",
+        "critical_path_ratio",
+        "unchanged_run_request_share",
+        "changed_1pct_request_share",
+        "worker_peak_rss_mb",
+        "asset_basics_bytes_per_row",
+        "docdb_server_ms_per_request",
+        "docdb_server_share_of_modelled_latency",
+    ):
+        print(f"{key}: {figures[key]}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=1) + "\n")
+    print(f"written to {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
