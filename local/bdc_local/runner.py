@@ -25,7 +25,7 @@ from typing import Any
 
 import boto3
 
-from bdc_sync.flow.ledger import Ledger
+from bdc_sync.flow.ledger import TERMINAL, Ledger
 
 REPO = Path(__file__).resolve().parents[2]
 # Powertools warns on every invocation that publishes no metric; with metrics
@@ -211,8 +211,15 @@ def wait_for_runs(ledger: Ledger, run_ids: list[str], *, timeout: float = 3600.0
         if not pending:
             return
         if time.monotonic() > deadline:
-            states = {r: ledger.get_run(r) for r in pending}
-            raise TimeoutError(f"runs not finalized within {timeout:.0f} s: {states}")
+            unfinished = {
+                run: {
+                    name: (item["status"], item.get("last_error") or item.get("message") or "")
+                    for name, item in ledger.table_items(run).items()
+                    if item["status"] not in TERMINAL
+                }
+                for run in pending
+            }
+            raise TimeoutError(f"runs not finalized within {timeout:.0f} s; tables still open: {unfinished}")
         time.sleep(poll)
 
 

@@ -168,6 +168,12 @@ def _create_from_template(config: StackConfig, moto_url: str) -> dict[str, str]:
         stack_name="bdc-local",
         parameters={"CacheBucket": config.bucket, "MaxReceives": str(config.max_receives)},
     )
+    # moto would run the stack's SQS event source mappings itself (invoking the
+    # placeholder functions and eating messages); the local runner plays that part.
+    lambda_client = session.client("lambda", endpoint_url=moto_url)
+    for mapping in lambda_client.list_event_source_mappings()["EventSourceMappings"]:
+        # Disabled rather than deleted: moto's queues keep deleted mappings alive.
+        lambda_client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
     urls = {"work": outputs["WorkQueueUrl"], "finalize": outputs["FinalizeQueueUrl"]}
     for role in ("work", "finalize"):
         policy = sqs.get_queue_attributes(QueueUrl=urls[role], AttributeNames=["RedrivePolicy"])
@@ -253,7 +259,7 @@ def local_stack(
         moto_url = f"http://127.0.0.1:{moto_port}"
         processes.append(
             _start(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+                [sys.executable, "-m", "bdc_local.moto_server", "-H", "127.0.0.1", "-p", str(moto_port)],
                 workdir / "moto.log",
             )
         )

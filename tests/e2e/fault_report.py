@@ -156,12 +156,15 @@ def _controller_uid(config: pytest.Config) -> str | None:
     return str(uid) if uid else None
 
 
-def _referenced_passed() -> dict[str, float]:
-    return {
-        nodeid: _COLLECTOR.passed[nodeid]
-        for nodeid, *_ in REFERENCED.values()
-        if nodeid in _COLLECTOR.passed and nodeid not in _COLLECTOR.failed
-    }
+def _referenced_passed() -> dict[str, str]:
+    """How the referenced tests of other modules did in this process: "passed (N s)" or "FAILED"."""
+    results: dict[str, str] = {}
+    for nodeid, *_ in REFERENCED.values():
+        if nodeid in _COLLECTOR.failed:
+            results[nodeid] = "FAILED"
+        elif nodeid in _COLLECTOR.passed:
+            results[nodeid] = f"passed ({_COLLECTOR.passed[nodeid]:.0f} s)"
+    return results
 
 
 # -- fragments -----------------------------------------------------------------------
@@ -180,9 +183,9 @@ def _write_fragment(run_uid: str, worker: str) -> None:
             old.unlink(missing_ok=True)
 
 
-def _read_fragments(run_uid: str) -> tuple[list[Row], dict[str, float]]:
+def _read_fragments(run_uid: str) -> tuple[list[Row], dict[str, str]]:
     rows: list[Row] = []
-    referenced: dict[str, float] = {}
+    referenced: dict[str, str] = {}
     if not FRAGMENTS.exists():
         return rows, referenced
     for path in sorted(FRAGMENTS.glob(f"{run_uid}-*.json")):
@@ -214,7 +217,7 @@ def _cell(text: str) -> str:
     return re.sub(r"\s+", " ", text.replace("|", "\\|")).strip()
 
 
-def render_table(rows: list[Row], referenced: dict[str, float]) -> str:
+def render_table(rows: list[Row], referenced: dict[str, str]) -> str:
     """The Markdown table: one line per fault, in ``EXPECTED`` order."""
     by_id: dict[str, Row] = {}
     for row in rows:
@@ -231,8 +234,7 @@ def render_table(rows: list[Row], referenced: dict[str, float]) -> str:
             f"lost: {row.lost} | `{test}` ({row.seconds:.0f} s) |"
         )
     for _, (nodeid, fault, injected, survived) in REFERENCED.items():
-        seconds = referenced.get(nodeid)
-        state = f"passed ({seconds:.0f} s)" if seconds is not None else "not run in this session"
+        state = referenced.get(nodeid, "not run in this session")
         lines.append(
             f"| {_cell(fault)} | {_cell(injected)} | {_cell(survived)} | "
             f"enqueued: 0 | `{nodeid.split('::', 1)[-1]}` in `test_nightly.py`, {state} |"
@@ -240,7 +242,7 @@ def render_table(rows: list[Row], referenced: dict[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(rows: list[Row], referenced: dict[str, float]) -> None:
+def render(rows: list[Row], referenced: dict[str, str]) -> None:
     table = render_table(rows, referenced)
     total = sum(row.lost for row in rows if row.fault_id in EXPECTED)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

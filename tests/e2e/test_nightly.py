@@ -167,6 +167,7 @@ def test_nightly_run_on_the_resources_the_template_created(
     with local_stack(corpus_path, config=StackConfig(from_template=True)) as from_template:
         assert from_template.work_queue_url.split("/")[-1].startswith("bdc-local-")
         assert from_template.config.ledger_table.startswith("bdc-local-")
+        from_template.load_sources(list(real_records.values()), seed=1)
         result = run_and_wait(from_template, workers=2, timeout=300)
         assert {item["status"] for item in result.tables.values()} == {"succeeded"}
         assert len(client.asset_basics()) == len(real_records)

@@ -55,6 +55,9 @@ def build_fields(outcome: dict[str, Any], run_id: str, previous: dict[str, Any])
     fields: dict[str, Any] = {
         "status": "ok" if status in {"succeeded", "unchanged"} else status,
         "last_checked": finished,
+        # Full precision: two overlapping runs often finish a table within the same
+        # second, and last_checked (whole seconds) cannot tell which was later.
+        "last_checked_epoch": outcome.get("finished_at"),
         "last_run_id": run_id,
         "message": outcome.get("message", ""),
     }
@@ -68,6 +71,16 @@ def build_fields(outcome: dict[str, Any], run_id: str, previous: dict[str, Any])
         for key in ("rows", "content_sha256", "last_built", "built_by_run"):
             fields[key] = previous.get(key)
     return fields
+
+
+def newer_outcome(previous: dict[str, Any], outcome: dict[str, Any]) -> bool:
+    """Whether ``outcome`` finished at or after the build the registry entry shows."""
+    finished = outcome.get("finished_at")
+    checked = previous.get("last_checked_epoch")
+    if checked is not None and finished is not None:
+        return float(checked) <= float(finished)
+    # An entry written before last_checked_epoch existed: whole seconds only.
+    return (previous.get("last_checked") or "") <= (_iso(finished) or "")
 
 
 def merge_registry(
@@ -87,8 +100,7 @@ def merge_registry(
         if outcome is not None:
             if spec.built_with:
                 outcome = {**outcome, "rows": (outcome.get("companion_rows") or {}).get(spec.name)}
-            newer = (previous.get("last_checked") or "") <= (_iso(outcome.get("finished_at")) or "")
-            if newer:
+            if newer_outcome(previous, outcome):
                 entry.update(build_fields(outcome, run_id, previous))
         entry.setdefault("status", "never built")
         entry.setdefault("rows", None)

@@ -12,6 +12,7 @@ Run states: running → finalizing → finalized.
 
 from __future__ import annotations
 
+import random
 import re
 import time
 import uuid
@@ -291,16 +292,63 @@ class Ledger:
             {":running": "running", ":token": token, ":chunked": "chunked", ":n": chunks, ":zero": 0},
         )
 
-    def count_chunk_done(self, run_id: str, table: str) -> tuple[int, int]:
-        """Atomically count one more finished chunk; returns (done, total)."""
-        response = self.table.update_item(
-            Key={"pk": _pk(run_id), "sk": _sk(table, None)},
-            UpdateExpression="ADD chunks_done :one",
-            ExpressionAttributeValues={":one": 1},
-            ReturnValues="ALL_NEW",
+    def count_chunk_done(self, run_id: str, table: str, chunk: int) -> tuple[int, int]:
+        """Count a finished chunk once, however often it is delivered; returns (done, total).
+
+        Marking the chunk counted and adding to the table's count is one DynamoDB
+        transaction, so a duplicate delivery cannot count a chunk twice and a crash
+        cannot leave it marked but uncounted.
+        """
+        items = [
+            {
+                "Update": {
+                    "TableName": self.table.name,
+                    "Key": {"pk": _pk(run_id), "sk": _sk(table, chunk)},
+                    "UpdateExpression": "SET counted = :yes",
+                    "ConditionExpression": "attribute_not_exists(counted)",
+                    "ExpressionAttributeValues": {":yes": True},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.table.name,
+                    "Key": {"pk": _pk(run_id), "sk": _sk(table, None)},
+                    "UpdateExpression": "ADD chunks_done :one",
+                    "ExpressionAttributeValues": {":one": 1},
+                }
+            },
+        ]
+        for attempt in range(8):
+            try:
+                # The resource's client takes plain Python values, as the Table does.
+                self.table.meta.client.transact_write_items(TransactItems=items)
+                break
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                if "ConditionalCheckFailed" in reasons:
+                    break  # counted before: a duplicate delivery
+                if attempt == 7:
+                    raise  # the message is delivered again and counts then
+                # Another chunk's transaction touched the table item at the same moment.
+                time.sleep(random.uniform(0, 0.05 * 2**attempt))
+        item = self.get_item(run_id, table) or {}
+        return int(item.get("chunks_done", 0)), int(item.get("chunks_total", 0))
+
+    def claim_finish(self, run_id: str, table: str, lease_seconds: int) -> bool:
+        """Take the finish step of a chunked table; True for one caller per lease.
+
+        Two deliveries that both see the last chunk counted would otherwise both merge
+        the chunks. The lease lets a redelivery finish the table if the winner died.
+        """
+        now = time.time()
+        return self._transition(
+            {"pk": _pk(run_id), "sk": _sk(table, None)},
+            "#s = :chunked AND (attribute_not_exists(finish_lease_until) OR finish_lease_until < :now)",
+            "SET finish_lease_until = :until",
+            {":chunked": "chunked", ":now": now, ":until": now + lease_seconds},
         )
-        item = _plain(response["Attributes"])
-        return int(item["chunks_done"]), int(item["chunks_total"])
 
     def get_item(self, run_id: str, table: str, chunk: int | None = None) -> dict[str, Any] | None:
         item = self.table.get_item(Key={"pk": _pk(run_id), "sk": _sk(table, chunk)}, ConsistentRead=True).get(

@@ -148,7 +148,7 @@ def _after_outcome(item: WorkItem, ledger: Ledger, queues: Queues, settings: Set
     if item.chunk is not None:
         table = ledger.get_item(item.run_id, item.table) or {}
         if table.get("status") == "chunked":
-            done, total = ledger.count_chunk_done(item.run_id, item.table)
+            done, total = ledger.count_chunk_done(item.run_id, item.table, item.chunk)
             if done >= total:
                 finish_chunked_table(item, ledger, settings)
     advance_run(item.run_id, ledger, queues)
@@ -161,12 +161,15 @@ def finish_chunked_table(item: WorkItem, ledger: Ledger, settings: Settings) -> 
     chunks = ledger.chunk_items(item.run_id, item.table)
     if not all(chunk["status"] in TERMINAL for chunk in chunks.values()):
         return
+    if not ledger.claim_finish(item.run_id, item.table, settings.worker_timeout_seconds):
+        return  # another delivery is finishing it (or has)
     ctx = BuildContext(settings, item.run_id)
     started = time.monotonic()
     result = build.finish(ctx, {index: chunk["status"] for index, chunk in chunks.items()})
     outcome = outcome_of(result, ctx, time.monotonic() - started)
     for figure in (
         "docdb_requests",
+        "docdb_records",
         "bytes_written",
         "partitions_written",
         "partitions_deleted",
