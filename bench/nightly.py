@@ -31,11 +31,11 @@ REPO = Path(__file__).resolve().parents[1]
 for part in ("layers/sync", "client/src", "local"):
     sys.path.insert(0, str(REPO / part))
 
-from biodata_cache import layout  # noqa: E402
-from biodata_cache.catalog import get_spec  # noqa: E402
 from bdc_local import corpus  # noqa: E402
 from bdc_local.runner import RunResult, run_and_wait  # noqa: E402
 from bdc_local.stack import LocalStack, StackConfig, local_stack  # noqa: E402
+from biodata_cache import layout  # noqa: E402
+from biodata_cache.catalog import get_spec  # noqa: E402
 
 WORKER_MEMORY_GB = 2.0  # template.yaml's WorkerMemorySize default, in GB
 RESULTS = REPO / "bench" / "results" / "nightly.json"
@@ -184,6 +184,10 @@ def peak_memory(stack: LocalStack, table: str, bucket: str) -> float:
     return float(json.loads(output.strip().splitlines()[-1])["peak_rss_mb"])
 
 
+def count_subjects(records: list[dict[str, Any]]) -> int:
+    return len({r["subject"].get("subject_id") for r in records if isinstance(r.get("subject"), dict)})
+
+
 def table_figures(result: RunResult) -> dict[str, Any]:
     return {
         name: {
@@ -215,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     corpus_path = workdir / "records.jsonl"
     corpus.write_jsonl(records, corpus_path)
     print(
-        f"corpus: {len(records)} records, {len({r['subject']['subject_id'] for r in records if isinstance(r.get('subject'), dict)})} subjects ({time.monotonic() - began:.0f} s)"
+        f"corpus: {len(records)} records, {count_subjects(records)} subjects "
+        f"({time.monotonic() - began:.0f} s)"
     )
     config = StackConfig(
         docdb_latency_ms=args.latency_ms,
@@ -245,13 +250,15 @@ def main(argv: list[str] | None = None) -> int:
             "tables": table_figures(full),
         }
         print(
-            f"full run: {full.wall_seconds:.1f} s wall, {full_docdb['requests']} DocDB requests, critical path {path_seconds:.1f} s ({' → '.join(path)})"
+            f"full run: {full.wall_seconds:.1f} s wall, {full_docdb['requests']} DocDB requests, "
+            f"critical path {path_seconds:.1f} s ({' → '.join(path)})"
         )
 
         baseline = sequential_baseline(stack)
         figures["sequential"] = baseline
         print(
-            f"sequential baseline: {baseline['wall_seconds']:.1f} s, {baseline['docdb']['requests']} DocDB requests"
+            f"sequential baseline: {baseline['wall_seconds']:.1f} s, "
+            f"{baseline['docdb']['requests']} DocDB requests"
         )
 
         unchanged, unchanged_docdb = run_measured(stack, args.workers)
@@ -261,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
             "rebuilt": sorted(n for n, i in unchanged.tables.items() if i["status"] != "unchanged"),
         }
         print(
-            f"unchanged run: {unchanged.wall_seconds:.1f} s, {unchanged_docdb['requests']} DocDB requests, rebuilt {figures['unchanged']['rebuilt']}"
+            f"unchanged run: {unchanged.wall_seconds:.1f} s, {unchanged_docdb['requests']} DocDB requests, "
+            f"rebuilt {figures['unchanged']['rebuilt']}"
         )
 
         changed = corpus.mutate_records(records, 0.01, seed=args.seed + 1)

@@ -99,8 +99,8 @@ class LocalStack:
         the foraging sessions pickle in aind-behavior-data, v1 records in the DocDB
         API, and the upgrader's custom table metadata_upgrade_status_prod.
         """
-        from biodata_cache import layout
         from bdc_local import corpus, sources
+        from biodata_cache import layout
 
         s3 = self.s3()
         sources.write_sources(s3, records, seed=seed)
