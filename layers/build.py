@@ -101,6 +101,9 @@ SYSTEM_LIBRARIES = {
     "libstdc++.so.6",
     "libgcc_s.so.1",
     "ld-linux-x86-64.so.2",
+    # The runtime's own Python links zlib dynamically (its zlib module), so the
+    # image carries it; numpy's bundled libgfortran needs it.
+    "libz.so.1",
 }
 
 

@@ -246,7 +246,7 @@ def test_sam_build_targets_exist_in_the_makefile(template: dict[str, Any]) -> No
         assert f"build-{logical_id}" in names, f"{makefile.relative_to(ROOT)} lacks build-{logical_id}"
 
 
-def test_dependencies_layer_carries_neither_pandas_nor_duckdb() -> None:
+def test_dependencies_layer_carries_no_duckdb() -> None:
     requirements = (ROOT / "layers" / "deps" / "requirements.txt").read_text().lower()
     names = {
         re.split(r"[\[<>=!~; ]", line.strip(), maxsplit=1)[0]
@@ -254,7 +254,7 @@ def test_dependencies_layer_carries_neither_pandas_nor_duckdb() -> None:
         if line.strip() and not line.strip().startswith("#")
     }
     assert {"pyarrow", "aws-lambda-powertools", "aind-data-access-api", "pydantic", "semver"} <= names
-    assert not names & {"pandas", "duckdb", "polars"}
+    assert not names & {"duckdb", "polars"}
 
 
 # -- environment ----------------------------------------------------------------------

@@ -1039,7 +1039,7 @@ def test_manual_run_during_the_nightly_run(
         injected="dispatcher invoked for a manual run of asset_basics, source_data, unique_subject_ids "
         "when the nightly run's first message is delivered; a reader GETs those files throughout",
         survived=(
-            f"both runs finalized; {len(overlap)} tables built by both at the same time; "
+            f"both runs finalized; built by both at the same time: {', '.join(overlap)}; "
             f"{reads['read']} concurrent reads, every one a whole file matching its sha256; the registry "
             f"names the later completed build of every table; tables identical to the reference"
         ),

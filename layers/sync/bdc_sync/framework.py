@@ -310,10 +310,16 @@ class RecordTable:
     finish: Callable[[pa.Table, BuildContext], pa.Table] | None = None
     sort_by: tuple[str, ...] = ()
     revision: int = 1
+    # Per-row columns kept in the state beside the spec's (visible to ``finish``,
+    # never published), e.g. time_to_qc's "QC still pending" flag.
+    state_fields: tuple[pa.Field, ...] = ()
+    # Publish anew every run even when no record changed (the content depends on
+    # the clock); unchanged records still come from the state, not from DocDB.
+    volatile: bool = False
 
     @property
     def state_schema(self) -> pa.Schema:
-        return pa.schema([*_STATE_FIELDS, *self.spec.schema])
+        return pa.schema([*_STATE_FIELDS, *self.spec.schema, *self.state_fields])
 
     def build(self, ctx: BuildContext) -> TableResult:
         listing = self.listing.list_modified(ctx)
@@ -322,7 +328,8 @@ class RecordTable:
         state_info = ctx.cache.head(state_key)
         output_exists = self.spec.partitioned or ctx.cache.head(ctx.table_key(self.spec)) is not None
         if (
-            state_info is not None
+            not self.volatile
+            and state_info is not None
             and output_exists
             and state_info.metadata.get("input-fingerprint") == fingerprint
         ):

@@ -88,8 +88,11 @@ def read_curriculum(source: ObjectStore, asset_key: str | None) -> Curriculum:
     """Find and parse an asset's trainer state; an asset stored elsewhere has none."""
     if asset_key is None:
         return Curriculum()
+    # One listing of behavior/ serves both places a trainer state may be (a behavior
+    # folder holds tens of files: one LIST page instead of two requests).
+    listed = list(source.list_keys(f"{asset_key}/behavior/"))
     for prefix in TRAINER_STATE_PREFIXES:
-        key = first_json_key(source.list_keys(f"{asset_key}/{prefix}"))
+        key = first_json_key(k for k in listed if k.startswith(f"{asset_key}/{prefix}"))
         if key is None:
             continue
         found = source.get_bytes(key)

@@ -11,24 +11,17 @@ even when no record did. Design, to keep DocDB requests of an unchanged run at z
   means pending") keeps a finished QC without any timestamp null, as it should be.
 - Volatile: the build never takes the "no record changed" shortcut, because
   "now" moved; unchanged records still come from the state, not from DocDB.
-
-The framework's RecordTable has neither per-row state columns beyond the spec
-nor a volatile flag yet, so ``PendingAwareRecordTable`` below adds both; the
-proposal is to move these two small features into ``RecordTable`` itself.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from bdc_sync.fields import MalformedRecord, as_list, as_text, get_path, to_utc
-from bdc_sync.framework import AssetsWhere, BuildContext, RecordTable, Row, TableResult
+from bdc_sync.framework import AssetsWhere, BuildContext, RecordTable, Row
 from bdc_sync.tables.assets import data_level_is
 from biodata_cache.catalog import TIME_TO_QC
 
@@ -103,29 +96,7 @@ def is_derived(basics: pa.Table) -> pa.Array:
     return data_level_is(basics, "derived")
 
 
-@dataclass
-class PendingAwareRecordTable(RecordTable):
-    """A RecordTable with extra state columns and no unchanged shortcut (see module doc).
-
-    ``state_fields`` are stored per row in the state file and visible to
-    ``finish``; the publish step drops them (it selects the spec's columns).
-    """
-
-    state_fields: tuple[pa.Field, ...] = ()
-
-    @property
-    def state_schema(self) -> pa.Schema:
-        return pa.schema([*super().state_schema, *self.state_fields])
-
-    def build(self, ctx: BuildContext) -> TableResult:
-        # RecordTable skips the build when the state's fingerprint matches the
-        # listing's; a revision unique to this build makes it never match (the
-        # fingerprint is all the revision feeds), so finish runs every time while
-        # only changed records are fetched.
-        return RecordTable.build(dataclasses.replace(self, revision=time.time_ns()), ctx)
-
-
-TABLE = PendingAwareRecordTable(
+TABLE = RecordTable(
     spec=TIME_TO_QC,
     listing=AssetsWhere(where=is_derived, columns=("data_level",)),
     projection=PROJECTION,
@@ -133,4 +104,5 @@ TABLE = PendingAwareRecordTable(
     finish=fill_pending_now,
     sort_by=("name",),
     state_fields=(pa.field(PENDING_COL, pa.bool_()),),
+    volatile=True,
 )
