@@ -4,9 +4,9 @@ DynamoDB conditional updates and S3 conditional PUTs are atomic in AWS: of two
 concurrent writers whose condition holds for the old value, one fails. moto's
 threaded server checks and writes without a lock, so two concurrent requests can
 both pass a condition (seen here: a worker's claim and the dispatcher's "queued"
-mark interleaved). This launcher serves moto's own application, but runs every
-request that can change state one at a time. SQS long polls (ReceiveMessage) stay
-concurrent: serialising a 1-second wait would stall every other call.
+mark interleaved). This launcher serves moto's own application, but runs the
+requests that need that atomicity one at a time: every DynamoDB call and every S3
+conditional write. Everything else (S3 reads and plain PUTs, SQS) stays concurrent.
 
     python -m bdc_local.moto_server -p PORT
 """
@@ -28,15 +28,21 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import run_simple
 
-_CONCURRENT_TARGETS = ("AmazonSQS.ReceiveMessage",)
+
+def needs_atomicity(environ: dict[str, Any]) -> bool:
+    """DynamoDB calls (conditional updates) and S3 conditional writes."""
+    if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+        return True
+    conditional = "HTTP_IF_MATCH" in environ or "HTTP_IF_NONE_MATCH" in environ
+    return conditional and environ.get("REQUEST_METHOD") == "PUT"
 
 
 def serialized(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
-    """WSGI middleware: one state-changing request at a time."""
+    """WSGI middleware: requests that need atomicity run one at a time."""
     lock = threading.Lock()
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("HTTP_X_AMZ_TARGET", "") in _CONCURRENT_TARGETS:
+        if not needs_atomicity(environ):
             return app(environ, start_response)
         with lock:
             # Drain the body inside the lock: moto may build it lazily.

@@ -123,6 +123,15 @@ def test_one_percent_changed_fetches_only_those(stack: LocalStack, corpus: list[
     assert all(count <= len(changed) for count in fetched.values()), [i for i in fetched.items() if i[1]]
     assert stats["records_returned"] == len(corpus) + len(changed) + sum(fetched.values())
     assert result.tables["asset_basics"]["status"] == "succeeded"
+    # Only the subjects of changed records get their qc/ and qc_tag_status/ files rewritten.
+    subjects = {r["subject"]["subject_id"] for r in changed if isinstance(r.get("subject"), dict)}
+    qc = result.tables["quality_control"]
+    assert qc["message"].startswith(f"{len(subjects)} subjects rebuilt")
+    assert qc["partitions_written"] <= 2 * len(subjects)
+    all_partitions = stack.s3().list_objects_v2(
+        Bucket=stack.config.bucket, Prefix=layout.partition_folder_key(FOLDER, "qc")
+    )["KeyCount"]
+    assert all_partitions > 10 * len(subjects)  # so "only those" is a real restriction
     basics = client.asset_basics().set_index("_id")
     for record in changed:
         assert basics.loc[record["_id"], "_last_modified"] == record["_last_modified"]
