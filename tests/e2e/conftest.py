@@ -16,12 +16,14 @@ def corpus_with_real_records(real_records: dict[str, dict], n: int, seed: int) -
     return [*real_records.values(), *generate_corpus(n, seed=seed)]
 
 
-@pytest.fixture(scope="module")
+# Session scope: with xdist's grouping, a worker may run another module's tests in
+# between, and a module-scoped stack would then be torn down mid-sequence.
+@pytest.fixture(scope="session")
 def corpus(real_records: dict[str, dict]) -> list[dict]:
     return corpus_with_real_records(real_records, 300, seed=7)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(corpus: list[dict], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     path: Path = tmp_path_factory.mktemp("corpus") / "records.jsonl"
     write_jsonl(corpus, path)

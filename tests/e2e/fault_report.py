@@ -62,7 +62,9 @@ REFERENCED = {
         "each refused with a clear error naming the problem; work queue still empty",
     ),
 }
-STALE_SECONDS = 6 * 3600
+# A fragment is read moments after it is written; older ones of other runs are leftovers
+# of partial sessions (e.g. `-k` selections), which never render.
+STALE_SECONDS = 600
 
 
 @dataclass
