@@ -10,10 +10,11 @@ local cache for one call, ``lazy=True`` returns a file path instead of data.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from biodata_cache.catalog import get_spec
 from biodata_cache.reader import Cache, Filters
 from biodata_cache.registry import CacheRegistry
 
@@ -100,92 +101,35 @@ def asset_basics(
     return _read("asset_basics", columns, filters, version, use_cache)
 
 
-def source_data(
-    columns: Sequence[str] | None = None,
-    filters: Filters | None = None,
-    *,
-    version: str | None = None,
-    use_cache: bool | None = None,
-) -> pd.DataFrame:
-    """Derived asset names and their source (raw) asset names, with pipeline and time."""
-    return _read("source_data", columns, filters, version, use_cache)
+def _table_reader(name: str) -> Callable[..., pd.DataFrame]:
+    """The module function of a non-partitioned table; its docstring comes from the catalog."""
+    spec = get_spec(name)
+
+    def read(
+        columns: Sequence[str] | None = None,
+        filters: Filters | None = None,
+        *,
+        version: str | None = None,
+        use_cache: bool | None = None,
+    ) -> pd.DataFrame:
+        return _read(name, columns, filters, version, use_cache)
+
+    read.__name__ = read.__qualname__ = name
+    read.__doc__ = (
+        f"{spec.description}.\n\nColumns: {', '.join(spec.column_names)}. "
+        "Arguments as for ``asset_basics``."
+    )
+    return read
 
 
-def platform_smartspim(
-    columns: Sequence[str] | None = None,
-    filters: Filters | None = None,
-    *,
-    version: str | None = None,
-    use_cache: bool | None = None,
-) -> pd.DataFrame:
-    """SmartSPIM assets with processing status and neuroglancer links, one row per channel."""
-    return _read("platform_smartspim", columns, filters, version, use_cache)
-
-
-def platform_exaspim(
-    columns: Sequence[str] | None = None,
-    filters: Filters | None = None,
-    *,
-    version: str | None = None,
-    use_cache: bool | None = None,
-) -> pd.DataFrame:
-    """ExaSPIM assets with processing status and neuroglancer links, one row per asset."""
-    return _read("platform_exaspim", columns, filters, version, use_cache)
-
-
-def platform_fib(
-    columns: Sequence[str] | None = None,
-    filters: Filters | None = None,
-    *,
-    version: str | None = None,
-    use_cache: bool | None = None,
-) -> pd.DataFrame:
-    """Fiber photometry assets, one row per asset/fiber/channel."""
-    return _read("platform_fib", columns, filters, version, use_cache)
-
-
-def metadata_upgrade(
-    columns: Sequence[str] | None = None,
-    filters: Filters | None = None,
-    *,
-    version: str | None = None,
-    use_cache: bool | None = None,
-) -> pd.DataFrame:
-    """Metadata upgrade status of each asset, with one status column per upgrader version."""
-    return _read("metadata_upgrade", columns, filters, version, use_cache)
-
-
-def foraging_sessions(
-    columns: Sequence[str] | None = None,
-    filters: Filters | None = None,
-    *,
-    version: str | None = None,
-    use_cache: bool | None = None,
-) -> pd.DataFrame:
-    """Foraging behavior sessions with key performance metrics, one row per session."""
-    return _read("foraging_sessions", columns, filters, version, use_cache)
-
-
-def behavior_curriculum(
-    columns: Sequence[str] | None = None,
-    filters: Filters | None = None,
-    *,
-    version: str | None = None,
-    use_cache: bool | None = None,
-) -> pd.DataFrame:
-    """Behavior assets with curriculum name and stage, one row per asset."""
-    return _read("behavior_curriculum", columns, filters, version, use_cache)
-
-
-def time_to_qc(
-    columns: Sequence[str] | None = None,
-    filters: Filters | None = None,
-    *,
-    version: str | None = None,
-    use_cache: bool | None = None,
-) -> pd.DataFrame:
-    """Time from processing completion to QC completion of derived assets."""
-    return _read("time_to_qc", columns, filters, version, use_cache)
+source_data = _table_reader("source_data")
+platform_smartspim = _table_reader("platform_smartspim")
+platform_exaspim = _table_reader("platform_exaspim")
+platform_fib = _table_reader("platform_fib")
+metadata_upgrade = _table_reader("metadata_upgrade")
+foraging_sessions = _table_reader("foraging_sessions")
+behavior_curriculum = _table_reader("behavior_curriculum")
+time_to_qc = _table_reader("time_to_qc")
 
 
 def read_table(
