@@ -271,6 +271,11 @@ class SubjectPartitionedTable:
             files[output.name] = table if table is not None and table.num_rows else None
         return files
 
+    def clean_up(self, ctx: BuildContext, chunks: int) -> None:
+        """Delete the run's plan and chunk results, once the table's outcome is recorded
+        (before that, a redelivered finish still needs them)."""
+        ctx.cache.delete_keys([self._plan_key(ctx), *(self._chunk_key(ctx, i) for i in range(chunks))])
+
     # -- finish ---------------------------------------------------------------------
     def finish(self, ctx: BuildContext, chunk_statuses: dict[int, str]) -> TableResult:
         """Merge the chunks' records into the state; called once, after the last chunk."""
@@ -300,7 +305,6 @@ class SubjectPartitionedTable:
         )
         ctx.cache.write_table(self._state_key(ctx), state)
         failed = sorted(i for i, s in chunk_statuses.items() if s != "succeeded")
-        ctx.cache.delete_keys([self._plan_key(ctx), *(self._chunk_key(ctx, i) for i in chunk_statuses)])
         _count_marked(kept, ctx.malformed)
         message = f"{len(done_subjects)} subjects rebuilt in {len(chunk_statuses)} chunks"
         if failed:

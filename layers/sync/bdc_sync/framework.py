@@ -326,7 +326,12 @@ class RecordTable:
         fingerprint = fingerprint_of(self.spec, self.revision, sorted(listing.items()))
         state_key = layout.state_key(ctx.folder, self.spec.name)
         state_info = ctx.cache.head(state_key)
-        output_exists = self.spec.partitioned or ctx.cache.head(ctx.table_key(self.spec)) is not None
+        # The published file must still be the one this state describes: a file that
+        # vanished or was replaced (say, truncated by hand) is rebuilt, not trusted.
+        output_exists = self.spec.partitioned or _has_sha(
+            ctx.cache.head(ctx.table_key(self.spec)),
+            state_info.metadata.get("published-sha256") if state_info is not None else None,
+        )
         if (
             not self.volatile
             and state_info is not None
@@ -424,6 +429,10 @@ class RecordTable:
             ]
             table = pa.concat_tables([table, pa.Table.from_pylist(markers, schema=self.state_schema)])
         return table
+
+
+def _has_sha(info: Any, sha256: str | None) -> bool:
+    return info is not None and sha256 is not None and info.metadata.get("sha256") == sha256
 
 
 def _ids(rows: list[Row]) -> list[str]:

@@ -183,7 +183,8 @@ def finish_chunked_table(item: WorkItem, ledger: Ledger, settings: Settings) -> 
     if outcome["status"] == "failed" and failures:
         # The run report should say why, not only which chunks failed.
         outcome["message"] = f"{outcome['message']}; first failure: {failures[0]['message']}"[:2000]
-    ledger.record_outcome(item.run_id, item.table, None, outcome)
+    if ledger.record_outcome(item.run_id, item.table, None, outcome):
+        build.clean_up(ctx, len(chunks))
 
 
 def _figures(outcome: dict[str, Any]) -> dict[str, Any]:
