@@ -7,10 +7,11 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 import pytest
-from table_harness import Harness, basic_record, mocked_aws
+from table_harness import CACHE_BUCKET, Harness, basic_record, mocked_aws
 
 from bdc_sync.fields import MalformedRecord
 from bdc_sync.tables import platform_fib
+from biodata_cache import layout
 
 FIB_NAME = "808054_2026-04-16_19-38-24_processed_2026-04-17_15-47-55"
 
@@ -146,3 +147,16 @@ def test_build_counts_malformed_and_skips_unchanged_runs(harness: Harness) -> No
     assert again.status == "unchanged"
     assert ctx.docdb_requests == 0
     assert ctx.malformed.count == 1  # still reported, not fetched again
+
+
+def test_a_truncated_table_file_is_rebuilt_not_trusted(harness: Harness) -> None:
+    harness.build_upstream()
+    first, _ = harness.build(platform_fib.TABLE)
+    assert first.status == "succeeded"
+    key = layout.table_key(harness.folder, "platform_fib")
+    body = harness.s3.get_object(Bucket=CACHE_BUCKET, Key=key)["Body"].read()
+    harness.s3.put_object(Bucket=CACHE_BUCKET, Key=key, Body=body[: len(body) // 2])
+    again, ctx = harness.build(platform_fib.TABLE)
+    assert again.status == "succeeded"  # rebuilt from the state, without refetching
+    assert ctx.docdb_requests == 0
+    assert harness.read("platform_fib").to_pylist() == FIB_ROWS
