@@ -167,7 +167,9 @@ if isinstance(build, SubjectPartitionedTable):
     build.build_chunk(ctx, sizes.index(max(sizes)))
 else:
     build.build(ctx)
-print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec from the parent.
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"peak_rss_mb": int(hwm.split()[1]) / 1024}))
 """
 
 

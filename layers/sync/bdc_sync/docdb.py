@@ -9,8 +9,9 @@ batching, a cap on concurrent requests and request counting for the run report.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import requests
@@ -127,6 +128,12 @@ class DocDB:
             )
 
     def _fan_out(self, batches: list[list[str]], fetch: Any) -> Iterator[dict]:
+        """Batches fetched ``max_concurrency`` at a time, yielded in order.
+
+        At most ``max_concurrency`` batches are in flight or waiting to be consumed,
+        so memory holds a few batches, never the whole result (``pool.map`` would
+        fetch everything ahead of the consumer).
+        """
         if not batches:
             return
         if self.max_concurrency == 1 or len(batches) == 1:
@@ -134,8 +141,13 @@ class DocDB:
                 yield from fetch(batch)
             return
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
-            for records in pool.map(fetch, batches):
-                yield from records
+            pending: deque[Future[list[dict]]] = deque()
+            for batch in batches:
+                pending.append(pool.submit(fetch, batch))
+                if len(pending) >= self.max_concurrency:
+                    yield from pending.popleft().result()
+            while pending:
+                yield from pending.popleft().result()
 
 
 def projection_of(paths: Iterable[str]) -> dict[str, int]:

@@ -49,6 +49,7 @@ _STATE_FIELDS = [
     pa.field(MARK_COL, pa.string()),
 ]
 MALFORMED_SAMPLE = 5
+ROWS_PER_PIECE = 10_000
 
 
 class MissingInput(RuntimeError):
@@ -399,24 +400,36 @@ class RecordTable:
         return state
 
     def _rows_of_changed(self, ctx: BuildContext, changed: list[str], listing: dict[str, str]) -> pa.Table:
+        # Rows become arrow tables every ROWS_PER_PIECE rows: Python dicts of 100,000
+        # records would cost a worker gigabytes; arrow columns cost megabytes.
+        pieces: list[pa.Table] = []
         rows: list[Row] = []
         for record in ctx.docdb().fetch_by_ids(changed, projection_of(self.projection)):
-            try:
-                rid = record_id(record)
-            except MalformedRecord as exc:
-                ctx.malformed.add("?", str(exc))
-                continue
-            modified = listing.get(rid, "")
-            bookkeeping = {ID_COL: rid, MODIFIED_COL: modified}
-            try:
-                produced = list(self.rows(record))
-            except Exception as exc:  # one bad record must not sink the table
-                ctx.malformed.add(rid, f"{type(exc).__name__}: {exc}")
-                rows.append({**bookkeeping, MARK_COL: f"malformed: {exc}"[:300]})
-                continue
-            if not produced:
-                rows.append({**bookkeeping, MARK_COL: "empty"})
-            rows.extend({**row, **bookkeeping, MARK_COL: None} for row in produced)
+            rows.extend(self._rows_of_record(ctx, record, listing))
+            if len(rows) >= ROWS_PER_PIECE:
+                pieces.append(self._to_state(ctx, rows, listing))
+                rows = []
+        pieces.append(self._to_state(ctx, rows, listing))
+        return pa.concat_tables(pieces)
+
+    def _rows_of_record(self, ctx: BuildContext, record: dict, listing: dict[str, str]) -> list[Row]:
+        """A record's state rows; a malformed record gives one marker row."""
+        try:
+            rid = record_id(record)
+        except MalformedRecord as exc:
+            ctx.malformed.add("?", str(exc))
+            return []
+        bookkeeping = {ID_COL: rid, MODIFIED_COL: listing.get(rid, "")}
+        try:
+            produced = list(self.rows(record))
+        except Exception as exc:  # one bad record must not sink the table
+            ctx.malformed.add(rid, f"{type(exc).__name__}: {exc}")
+            return [{**bookkeeping, MARK_COL: f"malformed: {exc}"[:300]}]
+        if not produced:
+            return [{**bookkeeping, MARK_COL: "empty"}]
+        return [{**row, **bookkeeping, MARK_COL: None} for row in produced]
+
+    def _to_state(self, ctx: BuildContext, rows: list[Row], listing: dict[str, str]) -> pa.Table:
         before = ctx.malformed.count
         table = rows_to_arrow(rows, self.state_schema, ctx.malformed)
         if ctx.malformed.count > before:
