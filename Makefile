@@ -22,7 +22,7 @@ demo: $(STAMP)
 ## Lint, then every test (unit, local-stack end-to-end, template, layer size).
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -n 2 --dist loadgroup $(ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import biodata_cache as client
 from bdc_local.corpus import generate_corpus, write_jsonl
 from bdc_local.stack import LocalStack, StackConfig, local_stack
 
@@ -16,17 +17,19 @@ def corpus_with_real_records(real_records: dict[str, dict], n: int, seed: int) -
     return [*real_records.values(), *generate_corpus(n, seed=seed)]
 
 
-# Session scope: with xdist's grouping, a worker may run another module's tests in
-# between, and a module-scoped stack would then be torn down mid-sequence.
-@pytest.fixture(scope="session")
+# Module scope: `make test` distributes whole files to workers (--dist loadfile), so
+# a module's tests run in order on one worker, and the stack's environment variables
+# are restored when the module is done.
+@pytest.fixture(scope="module")
 def corpus(real_records: dict[str, dict]) -> list[dict]:
     return corpus_with_real_records(real_records, 300, seed=7)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(corpus: list[dict], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     path: Path = tmp_path_factory.mktemp("corpus") / "records.jsonl"
     write_jsonl(corpus, path)
     with local_stack(path, config=StackConfig(worker_timeout_seconds=60)) as running:
         running.load_sources(corpus, seed=7)
+        client.configure()  # the module functions read this stack
         yield running
