@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FOLDER, RUN_ID, run_report_document
+from cache_fixtures import FOLDER, RUN_ID, run_report_document
 
 from biodata_cache import catalog
 from biodata_cache.cli import main

@@ -10,8 +10,9 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
-from conftest import (
+from cache_fixtures import (
     DER_A1,
     DER_A2,
     DER_A3,
@@ -388,6 +389,51 @@ def test_corrupt_parquet_is_an_error_naming_the_object(local_root: Path) -> None
     message = str(info.value)
     assert message.startswith(f"{path.as_uri()} is not a readable parquet file (")
     assert message.endswith("); no data was returned. If this persists, rebuild the table.")
+
+
+def test_partitioned_read_reads_partitions_as_they_are_now(local_root: Path) -> None:
+    cache = bc.get_cache()
+    assert cache.read_arrow("quality_control").num_rows == 4  # the listing is now kept
+    path = local_root / FOLDER / "qc" / "subject_id=100001" / "data.pqt"
+    rows = build_partitions()[("quality_control", "100001")]
+    pq.write_table(rows.slice(0, 1), path)
+    assert sorted(cache.read_arrow("quality_control").column("name").to_pylist()) == ["drift", "focus"]
+    assert bc.sql("SELECT count(*) AS n FROM quality_control")["n"].item() == 2
+    path.write_bytes(path.read_bytes()[:-40])  # truncated
+    for filters in (None, [("subject_id", "=", "100001")]):
+        with pytest.raises(CorruptObjectError) as info:
+            cache.read_arrow("quality_control", filters=filters)
+        assert str(info.value).startswith(f"{path.as_uri()} is not a readable parquet file (")
+    assert cache.read_arrow("quality_control", filters=[("subject_id", "=", "100002")]).num_rows == 1
+
+
+def test_partitioned_read_with_a_bad_filter_names_the_table() -> None:
+    with pytest.raises(
+        ValueError, match=r"^cannot apply filters \[\('nope', '=', 1\)\] to table 'quality_control': "
+    ):
+        bc.read_table("quality_control", filters=[("nope", "=", 1)])
+
+
+def test_registry_lists_a_partitioned_table_this_package_does_not_know(local_root: Path) -> None:
+    registry_path = local_root / FOLDER / "cache_registry.json"
+    document = json.loads(registry_path.read_text())
+    document["tables"].append(
+        {
+            **document["tables"][0],
+            "name": "future_parts",
+            "location": "s3://bdc-test/data-asset-cache/bdc-v1.0/future_parts/",
+            "partitioned": True,
+            "partition_key": "batch",
+        }
+    )
+    registry_path.write_text(json.dumps(document))
+    for batch, values in (("a", [1, 2]), ("b", [3])):
+        folder = local_root / FOLDER / "future_parts" / f"batch={batch}"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.table({"x": values}), folder / "data.pqt")
+    assert sorted(bc.read_table("future_parts")["x"].tolist()) == [1, 2, 3]
+    assert bc.read_table("future_parts", filters=[("batch", "=", "b")])["x"].tolist() == [3]
+    assert bc.sql("SELECT sum(x) AS s FROM future_parts WHERE batch = 'a'")["s"].item() == 3
 
 
 def test_corrupt_registry(local_root: Path) -> None:

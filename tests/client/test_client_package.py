@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FOLDER
+from cache_fixtures import FOLDER
 
 import biodata_cache as bc
 from biodata_cache import catalog, layout

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pytest
-from conftest import (
+from cache_fixtures import (
     BUCKET,
     FOLDER,
     RAW_A,
@@ -21,6 +21,7 @@ from conftest import (
     FakeS3,
     MotoServer,
     _upload,
+    build_partitions,
     free_port,
     parquet,
     root_objects,
@@ -475,3 +476,71 @@ def test_corrupt_object_on_s3(moto_server: MotoServer, scratch_bucket: str, cach
     s3_client(moto_server.endpoint).put_object(Bucket=scratch_bucket, Key=qc_key, Body=b"not parquet")
     with pytest.raises(CorruptObjectError, match=f"^s3://{scratch_bucket}/{qc_key} is not a readable"):
         bc.qc("100001", lazy=True)
+
+
+# -- a partitioned table whose objects change while its listing is kept ----------------------
+def _qc_reader(moto_server: MotoServer, bucket: str, cache_dir: Path) -> Cache:
+    return Cache(bucket=bucket, endpoint_url=moto_server.endpoint, cache_dir=cache_dir)
+
+
+def test_partitioned_read_sees_a_partition_rewritten_within_registry_ttl(
+    moto_server: MotoServer, scratch_bucket: str, cache_dir: Path
+) -> None:
+    cache = _qc_reader(moto_server, scratch_bucket, cache_dir)
+    assert cache.read_arrow("quality_control").num_rows == 4
+    assert cache.sql("SELECT count(*) AS n FROM quality_control")["n"].item() == 4
+    key = layout.partition_key(FOLDER, "qc", "subject_id", "100001")
+    rows = build_partitions()[("quality_control", "100001")]
+    s3_client(moto_server.endpoint).put_object(Bucket=scratch_bucket, Key=key, Body=parquet(rows.slice(0, 1)))
+    # The listing is still within registry_ttl; the partition's content is read as it is now.
+    assert sorted(cache.read_arrow("quality_control").column("name").to_pylist()) == ["drift", "focus"]
+    filtered = cache.read_arrow("quality_control", ["name"], [("subject_id", "=", "100001")])
+    assert filtered.column("name").to_pylist() == ["drift"]
+    assert cache.sql("SELECT count(*) AS n FROM quality_control")["n"].item() == 2
+    assert cache.qc("100001")["name"].tolist() == ["drift"]
+
+
+def test_partitioned_read_names_a_truncated_partition(
+    moto_server: MotoServer, scratch_bucket: str, cache_dir: Path
+) -> None:
+    warm = _qc_reader(moto_server, scratch_bucket, cache_dir)
+    assert warm.read_arrow("quality_control").num_rows == 4
+    key = layout.partition_key(FOLDER, "qc", "subject_id", "100001")
+    client = s3_client(moto_server.endpoint)
+    good = client.get_object(Bucket=scratch_bucket, Key=key)["Body"].read()
+    client.put_object(Bucket=scratch_bucket, Key=key, Body=good[: len(good) // 2])
+    cold = _qc_reader(moto_server, scratch_bucket, cache_dir)
+    for reader in (warm, cold):
+        for filters in (None, [("subject_id", "in", ["100001", "100002"])]):
+            with pytest.raises(CorruptObjectError) as info:
+                reader.read_arrow("quality_control", filters=filters)
+            assert str(info.value).startswith(f"s3://{scratch_bucket}/{key} is not a readable parquet file (")
+    # Partitions the filter rules out are not read at all, so they do not fail.
+    assert cold.read_arrow("quality_control", filters=[("subject_id", "=", "100002")]).num_rows == 1
+    client.put_object(Bucket=scratch_bucket, Key=key, Body=good)
+    assert warm.read_arrow("quality_control").num_rows == 4
+
+
+def test_partitioned_read_goes_through_the_local_cache(s3: Cache, moto_server: MotoServer) -> None:
+    qc = f"{KEY}/qc/subject_id="
+    s3.read_arrow("quality_control")
+    moto_server.mark()
+    again = s3.read_arrow("quality_control", ["name"], [("subject_id", "=", "100002")])
+    assert again.column("name").to_pylist() == ["focus"]
+    assert moto_server.since_mark() == [("GET", f"{qc}100002/data.pqt", 304)]
+    moto_server.mark()
+    assert s3.read_arrow("quality_control").num_rows == 4
+    assert sorted(_data_gets(moto_server.since_mark())) == [
+        ("GET", f"{qc}100001/data.pqt", 304),
+        ("GET", f"{qc}100002/data.pqt", 304),
+    ]
+
+
+def test_partition_deleted_since_the_listing_is_listed_again(
+    moto_server: MotoServer, scratch_bucket: str, cache_dir: Path
+) -> None:
+    cache = _qc_reader(moto_server, scratch_bucket, cache_dir)
+    assert cache.read_arrow("quality_control").num_rows == 4
+    key = layout.partition_key(FOLDER, "qc", "subject_id", "100001")
+    s3_client(moto_server.endpoint).delete_object(Bucket=scratch_bucket, Key=key)
+    assert cache.read_arrow("quality_control").column("name").to_pylist() == ["focus"]

@@ -1227,12 +1227,6 @@ def test_client_refuses_truncated_corrupt_and_missing_objects(
 
 
 @GROUP_B
-@pytest.mark.xfail(
-    strict=True,
-    reason="client bug (reported): Cache.dataset() reuses a pyarrow Dataset for registry_ttl, so a "
-    "reader that read a partitioned table before returns the old rows from a damaged partition; "
-    "a cold reader raises ValueError('cannot apply filters None ...') instead of CorruptObjectError",
-)
 def test_client_partitioned_read_names_a_damaged_partition(corpus_file: Path, isolated_cache: Path) -> None:
     with local_stack(corpus_file, config=StackConfig(worker_timeout_seconds=10, extra_env=FAST_ENV)) as stack:
         run_tables(stack, tables=["asset_basics", "quality_control"])

@@ -127,7 +127,7 @@ class Cache:
         self._disk = DiskCache(config.cache_dir)
         self._lock = threading.Lock()
         self._registry: tuple[float, CacheRegistry] | None = None
-        self._datasets: dict[str, tuple[float, ds.Dataset | None]] = {}
+        self._listings: dict[str, tuple[float, _Listing | None]] = {}
         self._siblings: dict[str, Cache] = {}
 
     def __repr__(self) -> str:
@@ -293,7 +293,7 @@ class Cache:
         """
         ref = self._ref(table)
         if ref.partition_key:
-            return self._read_partitioned(ref, columns, filters)
+            return self._read_partitioned(ref, columns, filters, self._use_cache(use_cache))
         try:
             data = self._whole_table(ref.rel, self._use_cache(use_cache))
         except ObjectMissing as missing:
@@ -523,52 +523,150 @@ class Cache:
             return found
         return to_pandas(_project(found, columns, filters, "platform_qc"))
 
+    # Reading a partitioned table. The listing of its files (a few LIST requests for
+    # thousands of partitions) is reused for registry_ttl seconds, like the registry;
+    # the files' contents never are. An object rewritten since the listing (a rebuild,
+    # or a damaged upload) must be read as it is now: a pyarrow dataset kept across
+    # reads remembers each file's size and parquet footer, so it returned old rows or
+    # failed with an arrow error naming no object. So read_arrow fetches each partition
+    # it needs through the local cache, as qc() does: one conditional GET each (304 and
+    # a memory-mapped file when unchanged, about the cost of the footer read a remote
+    # scan needs anyway), checked to be a whole parquet file, and an error names the
+    # object. sql() keeps scanning remotely, so a WHERE on the partition key still opens
+    # only the matching files, but on a dataset made afresh for each connection from
+    # the kept listing without file sizes, so every file it opens is read as it is now.
     def _read_partitioned(
-        self, ref: _TableRef, columns: Sequence[str] | None, filters: Filters | None
+        self, ref: _TableRef, columns: Sequence[str] | None, filters: Filters | None, use_cache: bool
     ) -> pa.Table:
-        dataset = self.dataset(ref.name)
-        if dataset is None:
-            if ref.schema is None:
-                raise MissingObjectError(f"{self.url(ref.rel)} holds no partitions")
-            return _project(ref.schema.empty_table(), columns, filters, ref.name)
-        if columns is not None:
-            _check_columns(dataset.schema, columns, ref.name)
-        try:
-            return dataset.to_table(
-                columns=list(columns) if columns is not None else None,
-                filter=_expression(filters) if filters is not None else None,
-            )
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-            raise ValueError(f"cannot apply filters {filters!r} to table {ref.name!r}: {exc}") from None
+        import pyarrow.dataset as ds
+
+        for attempt in range(2):
+            listing = self._listing(ref, refresh=attempt > 0)
+            if listing is None:
+                if ref.schema is None:
+                    raise MissingObjectError(f"{self.url(ref.rel)} holds no partitions")
+                return _project(ref.schema.empty_table(), columns, filters, ref.name)
+            if columns is not None:
+                _check_columns(listing.schema, columns, ref.name)
+            try:  # prunes by the partition expressions alone: no request
+                expression = _expression(filters) if filters is not None else None
+                chosen = listing.select(expression)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError) as exc:
+                raise ValueError(f"cannot apply filters {filters!r} to table {ref.name!r}: {exc}") from None
+            try:
+                sources = self._partition_sources([rel for rel, _ in chosen], use_cache)
+            except ObjectMissing as missing:
+                if attempt == 0:  # deleted since it was listed: list again
+                    continue
+                raise MissingObjectError(
+                    f"{missing.url} does not exist, although it was just listed in "
+                    f"{self.url(ref.rel)} (table {ref.name!r}); try again"
+                ) from None
+            fmt = ds.ParquetFileFormat()
+            fragments = [
+                fmt.make_fragment(source, partition_expression=partition)
+                for source, (_, partition) in zip(sources, chosen, strict=True)
+            ]
+            wanted = list(columns) if columns is not None else None
+            try:
+                return ds.FileSystemDataset(fragments, listing.schema, fmt).to_table(
+                    columns=wanted, filter=expression
+                )
+            except (pa.ArrowException, OSError) as exc:
+                failure: Exception = exc
+            # Every footer was whole, so a data page is damaged: find the partition.
+            for (rel, _), fragment in zip(chosen, fragments, strict=True):
+                try:
+                    ds.FileSystemDataset([fragment], listing.schema, fmt).to_table(
+                        columns=wanted, filter=expression
+                    )
+                except (pa.ArrowException, OSError) as exc:
+                    if attempt == 0 and use_cache and not isinstance(self._store, FileStore):
+                        # Perhaps only the kept copy is damaged: fetch it afresh once.
+                        self._disk.drop(self._disk.path(self._store.cache_id, self._store.key(rel)))
+                        break
+                    raise _corrupt(self.url(rel), exc) from None
+            else:
+                raise _corrupt(self.url(ref.rel), failure)
+        raise AssertionError("unreachable")
+
+    def _partition_sources(self, rels: Sequence[str], use_cache: bool) -> list[pa.Buffer]:
+        """The current bytes of several partitions, fetched in parallel from S3."""
+        if len(rels) <= 1 or isinstance(self._store, FileStore):
+            return [self._partition_source(rel, use_cache) for rel in rels]
+        with ThreadPoolExecutor(
+            max_workers=min(_FETCH_THREADS, len(rels)), thread_name_prefix="biodata-cache-fetch"
+        ) as pool:
+            futures = [pool.submit(self._partition_source, rel, use_cache) for rel in rels]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+    def _partition_source(self, rel: str, use_cache: bool) -> pa.Buffer:
+        """A partition's bytes as they are now, checked to hold a whole parquet footer.
+
+        A local root's file is memory-mapped in place. From S3 the kept copy is used
+        when S3 confirms its ETag (304); otherwise the object is downloaded (and kept,
+        with ``use_cache``). Raises ``ObjectMissing`` or ``CorruptObjectError`` naming
+        the object.
+        """
+        url = self.url(rel)
+        if isinstance(self._store, FileStore):
+            return _checked_buffer(_mapped(self._store.local_path(rel), url), url)
+        path = self._disk.path(self._store.cache_id, self._store.key(rel))
+        etag = self._disk.etag(path) if use_cache else None
+        fetched = self._store.get(rel, if_none_match=etag)
+        if fetched is None:
+            try:
+                return _checked_buffer(_mapped(path, url), url)
+            except (CorruptObjectError, ObjectMissing):  # the kept copy, not the object
+                self._disk.drop(path)
+                fetched = self._store.get(rel)
+                assert fetched is not None
+        body = fetched.body
+        _check_parquet(body, url)
+        if use_cache:
+            self._disk.save(path, lambda tmp: tmp.write_bytes(body), fetched.etag)
+        return pa.py_buffer(body)
 
     def dataset(self, table: str) -> ds.Dataset | None:
         """A pyarrow dataset over a partitioned table's files, read remotely.
 
         Filters on the partition key prune partitions before any file is opened, and
-        only the needed columns are fetched. None if the table has no partitions yet.
+        only the needed columns are fetched. The listing of files is reused for
+        ``registry_ttl`` seconds, but each call returns a new dataset that reads the
+        files as they are when scanned. None if the table has no partitions yet.
         """
-        import pyarrow.dataset as ds
-
         ref = self._ref(table)
         if not ref.partition_key:
             raise ValueError(f"table {table!r} is not partitioned")
-        # Listing thousands of partitions takes a few requests and most of a query's
-        # time, so a listing is reused for registry_ttl seconds, like the registry.
-        now = time.monotonic()
-        listed = self._datasets.get(table)
-        if listed is not None and now - listed[0] < self.config.registry_ttl:
-            return listed[1]
-        dataset = self._discover(ref, ds)
-        self._datasets[table] = (now, dataset)
-        return dataset
+        listing = self._listing(ref)
+        return None if listing is None else listing.remote()
 
-    def _discover(self, ref: _TableRef, ds: Any) -> ds.Dataset | None:
+    def _listing(self, ref: _TableRef, *, refresh: bool = False) -> _Listing | None:
+        """The files of a partitioned table, listed at most every ``registry_ttl`` seconds."""
+        now = time.monotonic()
+        listed = self._listings.get(ref.name)
+        if not refresh and listed is not None and now - listed[0] < self.config.registry_ttl:
+            return listed[1]
+        listing = self._discover(ref)
+        self._listings[ref.name] = (now, listing)
+        return listing
+
+    def _discover(self, ref: _TableRef) -> _Listing | None:
+        import pyarrow.dataset as ds
+
         assert ref.partition_key
         filesystem, base = self._store.arrow_filesystem()
         path = f"{base}/{ref.rel}".rstrip("/")
         partitioning = ds.partitioning(pa.schema([(ref.partition_key, pa.string())]), flavor="hive")
         try:
-            return ds.dataset(
+            # Only its file names, partition values and (for a table this package does
+            # not know) schema are kept; this dataset itself is never scanned.
+            discovered = ds.dataset(
                 path,
                 filesystem=filesystem,
                 format="parquet",
@@ -581,6 +679,14 @@ class Cache:
             if "does not exist" in str(exc) or "not found" in str(exc).lower():
                 return None
             raise BiodataCacheError(f"cannot list {self.url(ref.rel)}: {exc}") from None
+        fragments = list(discovered.get_fragments())
+        return _Listing(
+            filesystem=filesystem,
+            base=base,
+            rels=tuple(f.path[len(base) + 1 :] for f in fragments),
+            partitions=tuple(f.partition_expression for f in fragments),
+            schema=discovered.schema,
+        )
 
     # -- derived lookups ---------------------------------------------------------
     def raw_to_derived(
@@ -785,6 +891,24 @@ def _parquet_bytes(body: bytes, url: str) -> pa.Table:
         raise _corrupt(url, exc) from None
 
 
+def _mapped(path: Path, url: str) -> pa.Buffer:
+    """A local file's bytes, memory-mapped (valid after the file is replaced)."""
+    try:
+        with pa.memory_map(str(path), "r") as source:
+            return source.read_buffer()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise ObjectMissing(url) from None
+
+
+def _checked_buffer(buffer: pa.Buffer, url: str) -> pa.Buffer:
+    """``buffer`` if its parquet footer is whole; a truncated file fails here, by name."""
+    try:
+        pq.read_metadata(pa.BufferReader(buffer))
+    except (pa.ArrowException, OSError) as exc:
+        raise _corrupt(url, exc) from None
+    return buffer
+
+
 def _check_parquet(body: bytes, url: str) -> None:
     """Reject a truncated or foreign file before it is handed to DuckDB by path."""
     try:
@@ -862,6 +986,45 @@ class _RecentTables:
 
 
 _MEMORY = _RecentTables(512 << 20)
+# Partitions of one read fetched at once (boto3 keeps up to 16 connections).
+_FETCH_THREADS = 16
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """The files of a partitioned table as listed: names and partition values, no contents."""
+
+    filesystem: Any  # pyarrow FileSystem of the store
+    base: str  # the store root in that filesystem; a file is f"{base}/{rel}"
+    rels: tuple[str, ...]
+    partitions: tuple[pc.Expression, ...]
+    schema: pa.Schema
+
+    def remote(self) -> ds.FileSystemDataset:
+        """A new dataset over the listed files. Built without file sizes, so each file
+        is opened as it is now (one HEAD request more than a listed size would need)."""
+        import pyarrow.dataset as ds
+
+        return ds.FileSystemDataset.from_paths(
+            [f"{self.base}/{rel}" for rel in self.rels],
+            schema=self.schema,
+            format=ds.ParquetFileFormat(),
+            filesystem=self.filesystem,
+            partitions=list(self.partitions),
+        )
+
+    def select(self, expression: pc.Expression | None) -> list[tuple[str, pc.Expression]]:
+        """(file, partition expression) of the partitions ``expression`` may match.
+
+        Decided from the partition values alone, without opening any file; raises
+        an arrow error if ``expression`` does not fit the schema.
+        """
+        pairs = list(zip(self.rels, self.partitions, strict=True))
+        if expression is None:
+            return pairs
+        kept = {fragment.path for fragment in self.remote().get_fragments(filter=expression)}
+        return [(rel, partition) for rel, partition in pairs if f"{self.base}/{rel}" in kept]
+
 
 # Decoded tables are written to the local cache by one background thread, so a first
 # read returns as soon as the table is decoded (the write costs about as much as the
