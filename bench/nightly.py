@@ -10,6 +10,12 @@ Measures, in one run of this script:
 3. a second run with nothing changed; 4. a run after 1% of records changed;
 5. the worker's peak memory building asset_basics and the largest QC chunk, each
    in a fresh process as Lambda would run it.
+On this host every worker shares a few cores and one moto process, so the full run's
+speedup over the sequential baseline is bounded by the host, not by the design. The
+"Lambda projection" schedules the run's steps (tables, plans, chunks, finishes) at
+their uncontended durations, measured in the sequential baseline, on 32 workers with
+the queue hop measured in the full run: the wall time the design gives when each
+worker has a CPU of its own, as on Lambda. It is a projection and is labelled so.
 The local DocDB API models the real one: 40 ms a request plus 0.02 ms a returned
 record, 6 MB pages. Figures are printed and written to bench/results/nightly.json.
 """
@@ -93,8 +99,12 @@ def run_measured(stack: LocalStack, workers: int) -> tuple[RunResult, dict[str, 
 
 
 def sequential_baseline(stack: LocalStack) -> dict[str, Any]:
-    """Every table built from scratch, one after another, in this process."""
-    from bdc_sync.chunked import SubjectPartitionedTable
+    """Every table built from scratch, one after another, in this process.
+
+    A chunked table's plan, chunks and finish run back to back; each step is timed,
+    which gives the uncontended step durations the Lambda projection schedules.
+    """
+    from bdc_sync.chunked import ChunkedBuild
     from bdc_sync.framework import BuildContext
     from bdc_sync.settings import settings_from_env
     from bdc_sync.tables import BUILDS, buildable_tables
@@ -115,23 +125,105 @@ def sequential_baseline(stack: LocalStack) -> dict[str, Any]:
     order = topological(buildable_tables())
     stack.docdb_admin("reset_stats", {})
     seconds: dict[str, float] = {}
+    steps: dict[str, dict[str, Any]] = {}
     started = time.monotonic()
     for name in order:
         ctx = BuildContext(settings, "sequential")
         build = BUILDS[name]
         begin = time.monotonic()
-        if isinstance(build, SubjectPartitionedTable):
-            chunks = build.plan(ctx)
-            statuses = {}
-            for index in range(chunks if isinstance(chunks, int) else 0):
-                build.build_chunk(BuildContext(settings, "sequential"), index)
-                statuses[index] = "succeeded"
-            if isinstance(chunks, int):
+        if isinstance(build, ChunkedBuild):
+            planned = build.plan(ctx)
+            plan_seconds = time.monotonic() - begin
+            chunk_seconds: list[float] = []
+            if isinstance(planned, int):
+                statuses = {}
+                for index in range(planned):
+                    chunk_began = time.monotonic()
+                    statuses[index] = build.build_chunk(BuildContext(settings, "sequential"), index).status
+                    chunk_seconds.append(time.monotonic() - chunk_began)
+                finish_began = time.monotonic()
                 build.finish(ctx, statuses)
+                build.clean_up(ctx, planned)
+                steps[name] = {
+                    "plan": plan_seconds,
+                    "chunks": chunk_seconds,
+                    "finish": time.monotonic() - finish_began,
+                }
+            else:
+                steps[name] = {"plan": plan_seconds, "chunks": [], "finish": 0.0}
         else:
             build.build(ctx)
         seconds[name] = time.monotonic() - begin
-    return {"wall_seconds": time.monotonic() - started, "tables": seconds, "docdb": docdb_figures(stack)}
+        steps.setdefault(name, {"plan": seconds[name], "chunks": [], "finish": 0.0})
+    return {
+        "wall_seconds": time.monotonic() - started,
+        "tables": seconds,
+        "steps": steps,
+        "docdb": docdb_figures(stack),
+    }
+
+
+def queue_hop_seconds(result: RunResult) -> float:
+    """Median time from a table being queued to a worker starting it, in the full run."""
+    hops = sorted(
+        float(item["started_at"]) - float(item["queued_at"])
+        for item in result.tables.values()
+        if item.get("started_at") and item.get("queued_at")
+    )
+    return hops[len(hops) // 2] if hops else 0.0
+
+
+def projected_run(steps: dict[str, dict[str, Any]], workers: int, hop: float) -> tuple[float, float]:
+    """Wall time of the run on Lambda: every step at its uncontended duration.
+
+    A discrete-event schedule of the run's steps on ``workers`` concurrent workers:
+    a table (or a chunked table's plan) starts ``hop`` seconds after the tables it
+    reads are finished, each chunk ``hop`` after its plan, and the finish right after
+    the last chunk (it runs in that chunk's invocation). Returns the run's wall time
+    and its critical path (the same schedule with unlimited workers).
+    """
+    import heapq
+
+    def schedule(slots: float) -> float:
+        tasks: dict[str, tuple[float, float, list[str]]] = {}  # name: (seconds, hop, after)
+        for table, step in steps.items():
+            after = [f"{dep}:done" for dep in get_spec(table).depends_on if dep in steps]
+            if step["chunks"]:
+                tasks[f"{table}:plan"] = (step["plan"], hop, after)
+                chunks = [f"{table}:chunk{i}" for i in range(len(step["chunks"]))]
+                for chunk, seconds in zip(chunks, step["chunks"], strict=True):
+                    tasks[chunk] = (seconds, hop, [f"{table}:plan"])
+                tasks[f"{table}:done"] = (step["finish"], 0.0, chunks)
+            else:
+                tasks[f"{table}:done"] = (step["plan"], hop, after)
+        waiting = {name: len(after) for name, (_, _, after) in tasks.items()}
+        followers: dict[str, list[str]] = {name: [] for name in tasks}
+        for name, (_, _, after) in tasks.items():
+            for before in after:
+                followers[before].append(name)
+        ready = [(tasks[name][1], name) for name, count in waiting.items() if count == 0]
+        heapq.heapify(ready)
+        running: list[tuple[float, str]] = []
+        free, now = slots, 0.0
+        while ready or running:
+            while free > 0 and ready and ready[0][0] <= now:
+                _, name = heapq.heappop(ready)
+                heapq.heappush(running, (now + tasks[name][0], name))
+                free -= 1
+            upcoming = [running[0][0]] if running else []
+            if ready and free > 0:
+                upcoming.append(ready[0][0])
+            now = max(now, min(upcoming))
+            while running and running[0][0] <= now:
+                _, name = heapq.heappop(running)
+                free += 1
+                for follower in followers[name]:
+                    waiting[follower] -= 1
+                    if waiting[follower] == 0:
+                        heapq.heappush(ready, (now + tasks[follower][1], follower))
+        return now
+
+    return schedule(workers), schedule(float("inf"))
 
 
 def topological(names: list[str]) -> list[str]:
@@ -262,6 +354,18 @@ def main(argv: list[str] | None = None) -> int:
             f"sequential baseline: {baseline['wall_seconds']:.1f} s, "
             f"{baseline['docdb']['requests']} DocDB requests"
         )
+        hop = queue_hop_seconds(full)
+        projected_wall, projected_path = projected_run(baseline["steps"], args.workers, hop)
+        figures["lambda_projection"] = {
+            "wall_seconds": round(projected_wall, 2),
+            "critical_path_seconds": round(projected_path, 2),
+            "queue_hop_seconds": round(hop, 2),
+            "workers": args.workers,
+        }
+        print(
+            f"Lambda projection (uncontended step times, {args.workers} workers, {hop:.2f} s a queue hop): "
+            f"{projected_wall:.1f} s wall, critical path {projected_path:.1f} s"
+        )
 
         unchanged, unchanged_docdb = run_measured(stack, args.workers)
         figures["unchanged"] = {
@@ -303,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
         {
             "speedup_vs_sequential": round(baseline["wall_seconds"] / full.wall_seconds, 2),
             "critical_path_ratio": round(full.wall_seconds / path_seconds, 2) if path_seconds else None,
+            "projected_speedup_vs_sequential": round(baseline["wall_seconds"] / projected_wall, 2),
+            "projected_critical_path_ratio": round(projected_wall / projected_path, 2),
             "unchanged_run_request_share": round(unchanged_docdb["requests"] / docdb_requests, 4),
             "changed_1pct_request_share": round(one_pct_docdb["requests"] / docdb_requests, 4),
             "worker_peak_rss_mb": round(max(peaks.values()), 1),
@@ -321,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     for key in (
         "speedup_vs_sequential",
         "critical_path_ratio",
+        "projected_speedup_vs_sequential",
+        "projected_critical_path_ratio",
         "unchanged_run_request_share",
         "changed_1pct_request_share",
         "worker_peak_rss_mb",

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 
 import pytest
-from table_harness import SOURCE_BUCKET, Harness, basic_record, mocked_aws
+from table_harness import CACHE_BUCKET, SOURCE_BUCKET, Harness, basic_record, mocked_aws
 
-from bdc_sync.framework import MissingInput
+from bdc_sync.framework import MissingInput, TableResult
 from bdc_sync.tables import asset_basics, behavior_curriculum
+from biodata_cache import layout
 
 NODES = {"0": {"name": "STAGE_1"}, "3": {"name": "STAGE_2"}, "7": {"name": "GRADUATED"}}
 
@@ -127,3 +129,68 @@ def test_missing_source_bucket_is_a_missing_input(harness: Harness) -> None:
     with pytest.raises(MissingInput, match=SOURCE_BUCKET):
         harness.build(behavior_curriculum.TABLE)
     assert harness.etag("behavior_curriculum") is None
+
+
+# -- chunks: a first build reads tens of thousands of assets, two per chunk here --------
+SMALL_CHUNKS = dataclasses.replace(behavior_curriculum.TABLE, assets_per_chunk=2)
+
+
+def test_chunked_build_gives_the_same_table(harness: Harness) -> None:
+    harness.build_upstream()
+    ctx = harness.context()
+    chunks = SMALL_CHUNKS.plan(ctx)
+    assert chunks == 4  # 7 behavior assets, 2 a chunk
+    plan = ctx.cache.get_json(SMALL_CHUNKS._plan_key(ctx))[0]
+    assert [len(c) for c in plan["chunks"]] == [2, 2, 2, 1]
+    assert plan["chunks"][0] == {
+        "behavior_1_2026-01-01_10-00-00": "behavior_1_2026-01-01_10-00-00",
+        "vr_2_2026-01-01_10-00-00": "vr_2_2026-01-01_10-00-00",
+    }
+    # Each chunk in a context of its own, as each is its own invocation.
+    contexts = [harness.context() for _ in range(chunks)]
+    for index, chunk_ctx in enumerate(contexts):
+        chunk_ctx.run_id = ctx.run_id
+        assert SMALL_CHUNKS.build_chunk(chunk_ctx, index).status == "succeeded"
+    assert sum(c.malformed.count for c in contexts) == 1  # the truncated state
+    result = SMALL_CHUNKS.finish(ctx, dict.fromkeys(range(chunks), "succeeded"))
+    assert result.status == "succeeded" and result.rows == 7
+    chunked_rows = rows_by_name(harness)
+    SMALL_CHUNKS.clean_up(ctx, chunks)
+    assert list(ctx.cache.list_keys(SMALL_CHUNKS._run_prefix(ctx))) == []
+
+    harness.s3.delete_object(Bucket=CACHE_BUCKET, Key=layout.table_key(harness.folder, "behavior_curriculum"))
+    harness.build(behavior_curriculum.TABLE)  # one chunk
+    assert rows_by_name(harness) == chunked_rows
+
+
+def test_failed_chunk_keeps_the_previous_table(harness: Harness) -> None:
+    harness.build_upstream()
+    harness.build(SMALL_CHUNKS)
+    before = harness.etag("behavior_curriculum")
+    harness.v2.upsert(basic_record("n", "new_2026-02-01_10-00-00", modalities=["behavior"]))
+    harness.build(asset_basics.TABLE)
+    ctx = harness.context()
+    assert SMALL_CHUNKS.plan(ctx) == 1  # the new asset, and the row without a node id again
+    assert ctx.cache.get_json(SMALL_CHUNKS._plan_key(ctx))[0]["chunks"] == [
+        {
+            "off_graph_2026-01-01_10-00-00": "off_graph_2026-01-01_10-00-00",
+            "new_2026-02-01_10-00-00": "new_2026-02-01_10-00-00",
+        }
+    ]
+    result = SMALL_CHUNKS.finish(ctx, {0: "failed"})
+    assert result.status == "failed"
+    assert harness.etag("behavior_curriculum") == before
+
+
+def test_nothing_to_read_publishes_without_chunks(harness: Harness) -> None:
+    folder = "off_graph_2026-01-01_10-00-00/behavior/trainer_state"
+    harness.put(SOURCE_BUCKET, f"{folder}/x.json", state("GRADUATED"))  # every row complete
+    harness.build_upstream()
+    harness.build(SMALL_CHUNKS)
+    del harness.v2.records["a"]  # a vanished asset: a new asset_basics, no asset to read
+    harness.build(asset_basics.TABLE)
+    ctx = harness.context()
+    result = SMALL_CHUNKS.plan(ctx)
+    assert isinstance(result, TableResult) and result.status == "succeeded"
+    assert "behavior_1_2026-01-01_10-00-00" not in rows_by_name(harness)
+    assert ctx.cache.get_json(SMALL_CHUNKS._plan_key(ctx)) is None

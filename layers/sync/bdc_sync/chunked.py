@@ -1,5 +1,10 @@
 """Tables too big for one invocation: planned once, built in chunks, finished once.
 
+``ChunkedBuild`` is the contract the flow (``bdc_sync.flow.work``) drives: ``plan``
+returns a result (nothing to split) or a number of chunks; each chunk gets its own
+SQS message and invocation; the chunk counted last calls ``finish``, and
+``clean_up`` runs once the table's outcome is recorded. Two shapes exist:
+
 ``SubjectPartitionedTable`` is the shape of ``quality_control`` (with its companion
 ``qc_tag_status``): rows come from DocDB records and are published as one file per
 subject. The plan step compares asset_basics with the records of the last build and
@@ -8,11 +13,18 @@ chunk fetches only its changed records, keeps the rows of unchanged records from
 the subject's current file, and rewrites that subject's files; the finish step,
 run by whichever chunk is counted last, deletes the files of vanished subjects and
 saves the new state.
+
+``AssetReadsTable`` is the shape of ``behavior_curriculum``: one row per asset, each
+needing S3 reads of its own, kept from the last build while still good. The plan
+lists the assets that need reading and splits them into chunks; each chunk reads its
+assets and leaves its rows in S3; the finish step joins the kept rows and the chunks'
+rows and publishes the table as a DerivedTable would.
 """
 
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,9 +39,12 @@ from bdc_sync.fields import MalformedRecord, record_id
 from bdc_sync.framework import (
     BuildContext,
     MalformedLog,
+    Row,
     TableResult,
     fingerprint_of,
     rows_to_arrow,
+    unchanged_since,
+    upstream_fingerprint,
     write_partition_files,
 )
 from biodata_cache import layout
@@ -52,6 +67,60 @@ STATE_SCHEMA = pa.schema(
 )
 
 
+class ChunkedBuild(ABC):
+    """A build split into chunks; the plan and the chunks' results live in S3 until finished."""
+
+    spec: TableSpec
+
+    @abstractmethod
+    def plan(self, ctx: BuildContext) -> TableResult | int:
+        """Save the chunk plan and return the number of chunks, or a result if none."""
+
+    @abstractmethod
+    def build_chunk(self, ctx: BuildContext, index: int) -> TableResult:
+        """Build one chunk of the saved plan."""
+
+    @abstractmethod
+    def finish(self, ctx: BuildContext, chunk_statuses: dict[int, str]) -> TableResult:
+        """Publish the table from the chunks' results; called once, after the last chunk."""
+
+    def build(self, ctx: BuildContext) -> TableResult:
+        """Plan, every chunk and finish one after another in this process.
+
+        What the flow does across invocations, for tests and the sequential baseline.
+        """
+        planned = self.plan(ctx)
+        if isinstance(planned, TableResult):
+            return planned
+        statuses = {}
+        for index in range(planned):
+            statuses[index] = self.build_chunk(ctx, index).status
+        result = self.finish(ctx, statuses)
+        self.clean_up(ctx, planned)
+        return result
+
+    def clean_up(self, ctx: BuildContext, chunks: int) -> None:
+        """Delete the run's plan and chunk results, once the table's outcome is recorded
+        (before that, a redelivered finish still needs them)."""
+        ctx.cache.delete_keys([self._plan_key(ctx), *(self._chunk_key(ctx, i) for i in range(chunks))])
+
+    def _run_prefix(self, ctx: BuildContext) -> str:
+        """Where one run keeps the plan and the chunks' results until the table is finished."""
+        return f"{layout.folder_prefix(ctx.folder)}{layout.STATE_FOLDER}/{self.spec.name}/{ctx.run_id}/"
+
+    def _plan_key(self, ctx: BuildContext) -> str:
+        return f"{self._run_prefix(ctx)}plan.json"
+
+    def _chunk_key(self, ctx: BuildContext, index: int) -> str:
+        return f"{self._run_prefix(ctx)}chunk-{index:05d}.pqt"
+
+    def _saved_plan(self, ctx: BuildContext) -> dict[str, Any]:
+        found = ctx.cache.get_json(self._plan_key(ctx))
+        if found is None:
+            raise RuntimeError(f"no plan for {self.spec.name} in run {ctx.run_id}")
+        return found[0]
+
+
 @dataclass
 class ChunkOutcome:
     """What one chunk did, kept in S3 until the table is finished."""
@@ -64,7 +133,7 @@ class ChunkOutcome:
 
 
 @dataclass
-class SubjectPartitionedTable:
+class SubjectPartitionedTable(ChunkedBuild):
     """Rows per DocDB record, published per subject, built in chunks of subjects.
 
     ``rows(record)`` returns ``{table_name: [row, ...]}`` for the spec and each
@@ -86,16 +155,6 @@ class SubjectPartitionedTable:
 
     def _state_key(self, ctx: BuildContext) -> str:
         return layout.state_key(ctx.folder, self.spec.name)
-
-    def _run_prefix(self, ctx: BuildContext) -> str:
-        """Where one run keeps the plan and the chunks' results until the table is finished."""
-        return f"{layout.folder_prefix(ctx.folder)}{layout.STATE_FOLDER}/{self.spec.name}/{ctx.run_id}/"
-
-    def _plan_key(self, ctx: BuildContext) -> str:
-        return f"{self._run_prefix(ctx)}plan.json"
-
-    def _chunk_key(self, ctx: BuildContext, index: int) -> str:
-        return f"{self._run_prefix(ctx)}chunk-{index:05d}.pqt"
 
     def _previous_state(self, ctx: BuildContext) -> pa.Table:
         state = ctx.cache.read_table(self._state_key(ctx))
@@ -177,10 +236,7 @@ class SubjectPartitionedTable:
 
     # -- one chunk ------------------------------------------------------------------
     def build_chunk(self, ctx: BuildContext, index: int) -> TableResult:
-        found = ctx.cache.get_json(self._plan_key(ctx))
-        if found is None:
-            raise RuntimeError(f"no plan for {self.spec.name} in run {ctx.run_id}")
-        plan = found[0]
+        plan = self._saved_plan(ctx)
         subjects: list[str] = plan["chunks"][index]
         ids = [rid for s in subjects for rid in plan["changed"].get(s, [])]
         fresh: dict[str, dict[str, list[dict[str, Any]]]] = {o.name: defaultdict(list) for o in self.outputs}
@@ -271,18 +327,10 @@ class SubjectPartitionedTable:
             files[output.name] = table if table is not None and table.num_rows else None
         return files
 
-    def clean_up(self, ctx: BuildContext, chunks: int) -> None:
-        """Delete the run's plan and chunk results, once the table's outcome is recorded
-        (before that, a redelivered finish still needs them)."""
-        ctx.cache.delete_keys([self._plan_key(ctx), *(self._chunk_key(ctx, i) for i in range(chunks))])
-
     # -- finish ---------------------------------------------------------------------
     def finish(self, ctx: BuildContext, chunk_statuses: dict[int, str]) -> TableResult:
         """Merge the chunks' records into the state; called once, after the last chunk."""
-        found = ctx.cache.get_json(self._plan_key(ctx))
-        if found is None:
-            raise RuntimeError(f"no plan for {self.spec.name} in run {ctx.run_id}")
-        plan = found[0]
+        plan = self._saved_plan(ctx)
         previous = self._previous_state(ctx)
         done_subjects: set[str] = set()
         fetched: list[pa.Table] = []
@@ -315,6 +363,106 @@ class SubjectPartitionedTable:
             content_sha256=digest,
             message=message,
             companion_rows={c.name: companion_rows for c in self.companions},
+        )
+
+
+# What one asset's reads gave: its row, and why its source could not be read (or None).
+AssetRead = tuple[Row, str | None]
+
+
+@dataclass
+class AssetReadsTable(ChunkedBuild):
+    """One row per asset, each read from sources of its own (S3 objects), in chunks of assets.
+
+    ``assets(ctx)`` names the assets the table covers, each with what reading it
+    needs (JSON, kept in the plan); ``read(ctx, name, needs)`` reads one asset.
+    A row of the last build is kept, not read again, while ``reusable(row)`` says so.
+    Like a DerivedTable, the build is skipped while the upstream tables are unchanged.
+    """
+
+    spec: TableSpec
+    assets: Callable[[BuildContext], dict[str, Any]]
+    read: Callable[[BuildContext, str, Any], AssetRead]
+    reusable: Callable[[Row], bool] = lambda row: True
+    key: str = "asset_name"  # the column naming the asset
+    # Two S3 requests an asset at 16 at a time: a chunk of 2,000 takes seconds on AWS.
+    assets_per_chunk: int = 2000
+    readers: int = 16
+    revision: int = 1
+
+    def plan(self, ctx: BuildContext) -> TableResult | int:
+        fingerprint = upstream_fingerprint(ctx, self.spec, self.revision)
+        skipped = unchanged_since(ctx, self.spec, fingerprint)
+        if skipped is not None:
+            return skipped
+        assets = self.assets(ctx)
+        kept = self._kept_rows(ctx, assets)
+        to_read = [name for name in assets if name not in kept]
+        logger.info(
+            "assets to read",
+            extra={"table": self.spec.name, "assets": len(assets), "to_read": len(to_read)},
+        )
+        if not to_read:
+            return self._publish(ctx, fingerprint, list(kept.values()))
+        chunks = [
+            {name: assets[name] for name in to_read[i : i + self.assets_per_chunk]}
+            for i in range(0, len(to_read), self.assets_per_chunk)
+        ]
+        ctx.cache.put_json(
+            self._plan_key(ctx), {"fingerprint": fingerprint, "assets": sorted(assets), "chunks": chunks}
+        )
+        return len(chunks)
+
+    def build_chunk(self, ctx: BuildContext, index: int) -> TableResult:
+        needs: dict[str, Any] = self._saved_plan(ctx)["chunks"][index]
+        with ThreadPoolExecutor(max_workers=self.readers) as pool:
+            found = list(pool.map(lambda name: self.read(ctx, name, needs[name]), needs))
+        for name, (_, error) in zip(needs, found, strict=True):
+            if error:
+                ctx.malformed.add(name, error)
+        rows = rows_to_arrow([row for row, _ in found], self.spec.schema, ctx.malformed)
+        written = ctx.cache.write_table(self._chunk_key(ctx, index), rows)
+        return TableResult(
+            status="succeeded",
+            rows=rows.num_rows,
+            bytes_written=written.bytes_written,
+            message=f"{len(needs)} assets read",
+        )
+
+    def finish(self, ctx: BuildContext, chunk_statuses: dict[int, str]) -> TableResult:
+        failed = sorted(i for i, status in chunk_statuses.items() if status != "succeeded")
+        if failed:  # publishing without them would drop their assets' rows
+            return TableResult(status="failed", rows=0, message=f"chunks failed: {failed}")
+        plan = self._saved_plan(ctx)
+        kept = self._kept_rows(ctx, dict.fromkeys(plan["assets"]))
+        rows = list(kept.values())
+        for index in sorted(chunk_statuses):
+            chunk = ctx.cache.read_table(self._chunk_key(ctx, index))
+            if chunk is None:
+                raise RuntimeError(f"chunk {index} of {self.spec.name} left no rows")
+            rows.extend(chunk.to_pylist())
+        return self._publish(ctx, plan["fingerprint"], rows)
+
+    def _kept_rows(self, ctx: BuildContext, assets: dict[str, Any]) -> dict[str, Row]:
+        """Rows of the last build, by asset, for assets still covered and still good."""
+        try:
+            table = ctx.cache.read_table(ctx.table_key(self.spec), columns=self.spec.column_names)
+        except (pa.ArrowInvalid, KeyError):  # an older layout: read everything again
+            return {}
+        if table is None:
+            return {}
+        return {
+            row[self.key]: row for row in table.to_pylist() if row[self.key] in assets and self.reusable(row)
+        }
+
+    def _publish(self, ctx: BuildContext, fingerprint: str, rows: list[Row]) -> TableResult:
+        table = rows_to_arrow(sorted(rows, key=lambda row: row[self.key]), self.spec.schema, ctx.malformed)
+        written = ctx.write(self.spec, table, fingerprint)
+        return TableResult(
+            status="succeeded" if written.changed else "unchanged",
+            rows=written.rows,
+            bytes_written=written.bytes_written,
+            content_sha256=written.sha256,
         )
 
 

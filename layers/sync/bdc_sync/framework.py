@@ -482,23 +482,12 @@ class DerivedTable:
     revision: int = 1
 
     def build(self, ctx: BuildContext) -> TableResult:
-        inputs: dict[str, Any] = {name: ctx.upstream_sha(name) for name in self.spec.depends_on}
-        missing = [name for name, sha in inputs.items() if sha is None]
-        if missing:
-            raise MissingInput(f"input tables without a file: {', '.join(missing)}")
-        if self.extra_inputs is not None:
-            inputs["extra"] = self.extra_inputs(ctx)
-        if self.volatile:
-            inputs["built_at"] = time.time()
-        fingerprint = fingerprint_of(self.spec, self.revision, inputs)
-        current = ctx.cache.head(ctx.table_key(self.spec))
-        if current is not None and current.metadata.get("input-fingerprint") == fingerprint:
-            return TableResult(
-                status="unchanged",
-                rows=int(current.metadata.get("rows", 0)),
-                content_sha256=current.metadata.get("sha256"),
-                message="inputs unchanged since the last build",
-            )
+        fingerprint = upstream_fingerprint(
+            ctx, self.spec, self.revision, self.extra_inputs, volatile=self.volatile
+        )
+        skipped = unchanged_since(ctx, self.spec, fingerprint)
+        if skipped is not None:
+            return skipped
         produced = self.derive(ctx)
         if isinstance(produced, pa.Table):
             table = produced.select(self.spec.column_names).cast(self.spec.schema)
@@ -517,6 +506,40 @@ class DerivedTable:
             bytes_written=written.bytes_written,
             content_sha256=written.sha256,
         )
+
+
+def upstream_fingerprint(
+    ctx: BuildContext,
+    spec: TableSpec,
+    revision: int,
+    extra_inputs: Callable[[BuildContext], Any] | None = None,
+    *,
+    volatile: bool = False,
+) -> str:
+    """Fingerprint of a derived table's inputs: the content hashes of the tables it reads
+    (MissingInput if one has no file), plus what ``extra_inputs`` adds."""
+    inputs: dict[str, Any] = {name: ctx.upstream_sha(name) for name in spec.depends_on}
+    missing = [name for name, sha in inputs.items() if sha is None]
+    if missing:
+        raise MissingInput(f"input tables without a file: {', '.join(missing)}")
+    if extra_inputs is not None:
+        inputs["extra"] = extra_inputs(ctx)
+    if volatile:
+        inputs["built_at"] = time.time()
+    return fingerprint_of(spec, revision, inputs)
+
+
+def unchanged_since(ctx: BuildContext, spec: TableSpec, fingerprint: str) -> TableResult | None:
+    """The "unchanged" result if the current file was built from the same inputs."""
+    current = ctx.cache.head(ctx.table_key(spec))
+    if current is None or current.metadata.get("input-fingerprint") != fingerprint:
+        return None
+    return TableResult(
+        status="unchanged",
+        rows=int(current.metadata.get("rows", 0)),
+        content_sha256=current.metadata.get("sha256"),
+        message="inputs unchanged since the last build",
+    )
 
 
 def distinct_sorted(table: pa.Table, column: str) -> pa.Table:

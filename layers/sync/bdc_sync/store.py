@@ -134,6 +134,10 @@ class ObjectStore:
             for item in page.get("Contents", []):
                 yield item["Key"]
 
+    def require_bucket(self) -> None:
+        """Raise the S3 error (NoSuchBucket, AccessDenied) if the bucket cannot be listed."""
+        self.client.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
+
     def list_prefixes(self, prefix: str) -> list[str]:
         """Immediate sub-folders of ``prefix`` (names only, without slashes)."""
         paginator = self.client.get_paginator("list_objects_v2")

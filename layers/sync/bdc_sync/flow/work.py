@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any
 
-from bdc_sync.chunked import SubjectPartitionedTable
+from bdc_sync.chunked import ChunkedBuild
 from bdc_sync.flow.events import WorkItem
 from bdc_sync.flow.ledger import TERMINAL, Ledger
 from bdc_sync.flow.progress import advance_run
@@ -78,9 +78,9 @@ def build_work_item(
     started = time.monotonic()
     try:
         if item.chunk is not None:
-            assert isinstance(build, SubjectPartitionedTable)
+            assert isinstance(build, ChunkedBuild)
             result: TableResult | int = build.build_chunk(ctx, item.chunk)
-        elif isinstance(build, SubjectPartitionedTable):
+        elif isinstance(build, ChunkedBuild):
             result = build.plan(ctx)
         else:
             result = build.build(ctx)
@@ -157,7 +157,7 @@ def _after_outcome(item: WorkItem, ledger: Ledger, queues: Queues, settings: Set
 def finish_chunked_table(item: WorkItem, ledger: Ledger, settings: Settings) -> None:
     """Merge the chunks' outcomes into the table's, once (a conditional write)."""
     build = build_of(item.table)
-    assert isinstance(build, SubjectPartitionedTable)
+    assert isinstance(build, ChunkedBuild)
     chunks = ledger.chunk_items(item.run_id, item.table)
     if not all(chunk["status"] in TERMINAL for chunk in chunks.values()):
         return

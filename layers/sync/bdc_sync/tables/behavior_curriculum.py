@@ -5,8 +5,10 @@ The input is S3, not DocDB: the first ``.json`` under ``<asset>/behavior/trainer
 A trainer state never changes once written, so the build is incremental on its own
 previous output: an asset already in the table keeps its row and is not read again,
 except rows with a curriculum but no stage node id (worth another look). Only new
-behavior assets cost S3 requests; no DocDB request is made at all. Rebuilt when
-asset_basics changed (new assets); rows of assets no longer there are dropped.
+behavior assets cost S3 requests (a LIST and a GET each); no DocDB request is made
+at all. Rebuilt when asset_basics changed (new assets); rows of assets no longer
+there are dropped. A first build reads tens of thousands of assets, so the reads are
+split into chunks of assets, each its own invocation (``AssetReadsTable``).
 """
 
 from __future__ import annotations
@@ -16,16 +18,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
-
+from bdc_sync.chunked import AssetRead, AssetReadsTable
 from bdc_sync.fields import as_text, get_path
-from bdc_sync.framework import BuildContext, DerivedTable, Row
+from bdc_sync.framework import BuildContext, Row
 from bdc_sync.store import ObjectStore
 from bdc_sync.tables.assets import (
     first_json_key,
     key_in_bucket,
     modality_contains,
-    parallel_map,
     source_bucket_required,
 )
 from biodata_cache.catalog import BEHAVIOR_CURRICULUM
@@ -105,55 +105,38 @@ def read_curriculum(source: ObjectStore, asset_key: str | None) -> Curriculum:
     return Curriculum()
 
 
-def previous_rows(ctx: BuildContext) -> dict[str, Row]:
-    """Rows of the last build by asset name, minus those worth reading again."""
-    columns = BEHAVIOR_CURRICULUM.column_names
-    try:
-        table = ctx.cache.read_table(ctx.table_key(BEHAVIOR_CURRICULUM), columns=columns)
-    except (pa.ArrowInvalid, KeyError):  # an older layout: read everything again
-        return {}
-    if table is None:
-        return {}
-    return {
-        row["asset_name"]: row
-        for row in table.to_pylist()
-        if row["asset_name"] and not (row["curriculum_name"] and row["stage_node_id"] is None)
-    }
-
-
-def derive(ctx: BuildContext) -> list[Row]:
+def behavior_assets(ctx: BuildContext) -> dict[str, str | None]:
+    """Behavior assets by name, with their key in the source bucket (None: stored elsewhere)."""
     basics = ctx.upstream("asset_basics", columns=["name", "location", "modalities"])
     behavior = basics.filter(modality_contains(basics, "behavior"))
     bucket = ctx.settings.source_bucket
+    with source_bucket_required(bucket):
+        ctx.source(bucket).require_bucket()  # a missing bucket fails the plan, not every chunk
     assets: dict[str, str | None] = {}
     for name, location in zip(behavior["name"].to_pylist(), behavior["location"].to_pylist(), strict=True):
         if name and name not in assets:
             assets[name] = key_in_bucket(location, bucket)
+    return assets
 
-    kept = previous_rows(ctx)
-    new = [name for name in assets if name not in kept]
-    logger.info(
-        "reading trainer states",
-        extra={"table": BEHAVIOR_CURRICULUM.name, "assets": len(assets), "new": len(new)},
-    )
-    source = ctx.source(bucket)
+
+def read_row(ctx: BuildContext, name: str, asset_key: str | None) -> AssetRead:
+    bucket = ctx.settings.source_bucket
     with source_bucket_required(bucket):
-        found = parallel_map(lambda name: read_curriculum(source, assets[name]), new)
-
-    rows: list[Row] = [kept[name] for name in assets if name in kept]
-    for name, curriculum in zip(new, found, strict=True):
-        if curriculum.error:
-            ctx.malformed.add(name, curriculum.error)
-        rows.append(
-            {
-                "asset_name": name,
-                "curriculum_name": curriculum.curriculum_name,
-                "stage_name": curriculum.stage_name,
-                "stage_node_id": curriculum.stage_node_id,
-            }
-        )
-    rows.sort(key=lambda row: row["asset_name"])
-    return rows
+        curriculum = read_curriculum(ctx.source(bucket), asset_key)
+    row = {
+        "asset_name": name,
+        "curriculum_name": curriculum.curriculum_name,
+        "stage_name": curriculum.stage_name,
+        "stage_node_id": curriculum.stage_node_id,
+    }
+    return row, curriculum.error
 
 
-TABLE = DerivedTable(spec=BEHAVIOR_CURRICULUM, derive=derive)
+def worth_keeping(row: Row) -> bool:
+    """A row is read again if it names a curriculum but found no node for its stage."""
+    return not (row["curriculum_name"] and row["stage_node_id"] is None)
+
+
+TABLE = AssetReadsTable(
+    spec=BEHAVIOR_CURRICULUM, assets=behavior_assets, read=read_row, reusable=worth_keeping
+)
