@@ -92,10 +92,33 @@ def docdb_figures(stack: LocalStack) -> dict[str, Any]:
     }
 
 
+def cpu_seconds(stack: LocalStack) -> dict[str, float]:
+    """CPU time used so far by the moto server, the DocDB stand-in and this process
+    (whose threads are the emulated Lambda workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def of_process(pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+    moto, docdb = stack.processes[:2]
+    own = os.times()
+    return {
+        "moto_server": of_process(moto.pid),
+        "docdb_server": of_process(docdb.pid),
+        "workers": own.user + own.system,
+    }
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: round(after[name] - before[name], 1) for name in before}
+
+
 def run_measured(stack: LocalStack, workers: int) -> tuple[RunResult, dict[str, Any]]:
     stack.docdb_admin("reset_stats", {})
+    before = cpu_seconds(stack)
     result = run_and_wait(stack, workers=workers, timeout=4 * 3600)
-    return result, docdb_figures(stack)
+    return result, {**docdb_figures(stack), "cpu_seconds": cpu_used(before, cpu_seconds(stack))}
 
 
 def sequential_baseline(stack: LocalStack) -> dict[str, Any]:
@@ -126,6 +149,7 @@ def sequential_baseline(stack: LocalStack) -> dict[str, Any]:
     stack.docdb_admin("reset_stats", {})
     seconds: dict[str, float] = {}
     steps: dict[str, dict[str, Any]] = {}
+    cpu_before = cpu_seconds(stack)
     started = time.monotonic()
     for name in order:
         ctx = BuildContext(settings, "sequential")
@@ -160,6 +184,7 @@ def sequential_baseline(stack: LocalStack) -> dict[str, Any]:
         "tables": seconds,
         "steps": steps,
         "docdb": docdb_figures(stack),
+        "cpu_seconds": cpu_used(cpu_before, cpu_seconds(stack)),
     }
 
 
@@ -345,14 +370,14 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(
             f"full run: {full.wall_seconds:.1f} s wall, {full_docdb['requests']} DocDB requests, "
-            f"critical path {path_seconds:.1f} s ({' → '.join(path)})"
+            f"critical path {path_seconds:.1f} s ({' → '.join(path)}), CPU s {full_docdb['cpu_seconds']}"
         )
 
         baseline = sequential_baseline(stack)
         figures["sequential"] = baseline
         print(
             f"sequential baseline: {baseline['wall_seconds']:.1f} s, "
-            f"{baseline['docdb']['requests']} DocDB requests"
+            f"{baseline['docdb']['requests']} DocDB requests, CPU s {baseline['cpu_seconds']}"
         )
         hop = queue_hop_seconds(full)
         projected_wall, projected_path = projected_run(baseline["steps"], args.workers, hop)

@@ -385,8 +385,9 @@ class AssetReadsTable(ChunkedBuild):
     read: Callable[[BuildContext, str, Any], AssetRead]
     reusable: Callable[[Row], bool] = lambda row: True
     key: str = "asset_name"  # the column naming the asset
-    # Two S3 requests an asset at 16 at a time: a chunk of 2,000 takes seconds on AWS.
-    assets_per_chunk: int = 2000
+    # Two S3 requests an asset, 16 at a time: a chunk of 1,000 takes seconds on AWS, and
+    # 70,000 new behavior assets (a first build at AIND's scale) make 70 messages.
+    assets_per_chunk: int = 1000
     readers: int = 16
     revision: int = 1
 
