@@ -515,6 +515,9 @@ def test_partitioned_read_names_a_truncated_partition(
             with pytest.raises(CorruptObjectError) as info:
                 reader.read_arrow("quality_control", filters=filters)
             assert str(info.value).startswith(f"s3://{scratch_bucket}/{key} is not a readable parquet file (")
+        with pytest.raises(CorruptObjectError) as info:  # DuckDB scanning the partitions
+            reader.sql("SELECT count(*) AS n FROM quality_control")
+        assert str(info.value).startswith(f"s3://{scratch_bucket}/{key} is not a readable parquet file (")
     # Partitions the filter rules out are not read at all, so they do not fail.
     assert cold.read_arrow("quality_control", filters=[("subject_id", "=", "100002")]).num_rows == 1
     client.put_object(Bucket=scratch_bucket, Key=key, Body=good)

@@ -850,11 +850,33 @@ class Cache:
         self, query: str, *, lazy: bool = False, use_cache: bool | None = None
     ) -> pd.DataFrame | duckdb.DuckDBPyRelation | None:
         """Run DuckDB SQL over the cache tables; see ``biodata_cache.sql``."""
-        connection = self.connect(self.tables_in(query), use_cache=use_cache)
+        import duckdb
+
+        names = self.tables_in(query)
+        connection = self.connect(names, use_cache=use_cache)
         relation = connection.sql(query)
         if lazy or relation is None:
             return relation
-        return to_pandas(_relation_arrow(relation))
+        try:
+            return to_pandas(_relation_arrow(relation))
+        except duckdb.Error as exc:
+            damaged = self._damaged_partition(names, str(exc))
+            if damaged is None:
+                raise
+            raise _corrupt(self.url(damaged), _first_line(exc)) from exc
+
+    def _damaged_partition(self, names: Iterable[str], message: str) -> str | None:
+        """The partition file an error message names (pyarrow failed to read it while
+        DuckDB scanned the table's dataset), as a key relative to the root."""
+        for name in names:
+            listed = self._listings.get(name)
+            if listed is None:
+                continue
+            listing = listed[1]
+            for rel in listing.rels if listing is not None else ():
+                if f"{listing.base}/{rel}" in message:
+                    return rel
+        return None
 
     # -- local cache -------------------------------------------------------------
     def clear_cache(self) -> int:
@@ -877,7 +899,11 @@ def _json(body: bytes, url: str) -> Any:
         raise CorruptObjectError(f"{url} is not valid JSON ({exc})") from None
 
 
-def _corrupt(url: str, exc: Exception) -> CorruptObjectError:
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _corrupt(url: str, exc: Exception | str) -> CorruptObjectError:
     return CorruptObjectError(
         f"{url} is not a readable parquet file ({exc}); no data was returned. "
         "If this persists, rebuild the table."
