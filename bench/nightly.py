@@ -38,12 +38,15 @@ for part in ("layers/sync", "client/src", "local"):
     sys.path.insert(0, str(REPO / part))
 
 from bdc_local import corpus  # noqa: E402
+from bdc_local.cfn import load_template  # noqa: E402
 from bdc_local.runner import RunResult, run_and_wait  # noqa: E402
 from bdc_local.stack import LocalStack, StackConfig, local_stack  # noqa: E402
 from biodata_cache import layout  # noqa: E402
 from biodata_cache.catalog import get_spec  # noqa: E402
 
-WORKER_MEMORY_GB = 2.0  # template.yaml's WorkerMemorySize default, in GB
+# The worker's configured memory (template.yaml's WorkerMemorySize default), in GB.
+WORKER_MEMORY_GB = float(load_template()["Parameters"]["WorkerMemorySize"]["Default"]) / 1024
+USD_PER_GB_SECOND = 0.0000166667  # Lambda on x86_64, us-west-2, first pricing tier
 RESULTS = REPO / "bench" / "results" / "nightly.json"
 
 
@@ -381,7 +384,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         hop = queue_hop_seconds(full)
         projected_wall, projected_path = projected_run(baseline["steps"], args.workers, hop)
+        step_seconds = sum(
+            step["plan"] + sum(step["chunks"]) + step["finish"] for step in baseline["steps"].values()
+        )
         figures["lambda_projection"] = {
+            "gb_seconds": round(step_seconds * WORKER_MEMORY_GB, 1),
+            "usd": round(step_seconds * WORKER_MEMORY_GB * USD_PER_GB_SECOND, 4),
+            "worker_memory_mb": round(WORKER_MEMORY_GB * 1024),
             "wall_seconds": round(projected_wall, 2),
             "critical_path_seconds": round(projected_path, 2),
             "queue_hop_seconds": round(hop, 2),

@@ -122,17 +122,6 @@ class ChunkedBuild(ABC):
 
 
 @dataclass
-class ChunkOutcome:
-    """What one chunk did, kept in S3 until the table is finished."""
-
-    index: int
-    records: pa.Table  # STATE_SCHEMA rows of the records this chunk fetched
-    partitions_written: int
-    partitions_deleted: int
-    bytes_written: int
-
-
-@dataclass
 class SubjectPartitionedTable(ChunkedBuild):
     """Rows per DocDB record, published per subject, built in chunks of subjects.
 
