@@ -6,6 +6,7 @@ run with nothing changed, a run after 1% of records changed, manual runs.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -148,7 +149,34 @@ def test_manual_run_of_one_table_updates_the_registry(stack: LocalStack) -> None
     assert after["source_data"]["last_run_id"] == result.run_id
     assert after["asset_basics"]["last_run_id"] == before["asset_basics"]["last_run_id"]
     body = stack.s3().get_object(Bucket=stack.config.bucket, Key=layout.table_key(FOLDER, "source_data"))
-    assert pq.read_table(__import__("io").BytesIO(body["Body"].read())).num_rows > 0
+    assert pq.read_table(io.BytesIO(body["Body"].read())).num_rows > 0
+
+
+def test_behavior_curriculum_rebuilt_in_chunks(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bdc_local.runner import ledger_for
+    from bdc_sync.tables import behavior_curriculum
+
+    key = layout.table_key(FOLDER, "behavior_curriculum")
+    s3 = stack.s3()
+    before = pq.read_table(io.BytesIO(s3.get_object(Bucket=stack.config.bucket, Key=key)["Body"].read()))
+    assert before.num_rows > 60
+    # Without its file every behavior asset is read again: chunks of 20 make several.
+    s3.delete_object(Bucket=stack.config.bucket, Key=key)
+    monkeypatch.setattr(behavior_curriculum.TABLE, "assets_per_chunk", 20)
+    result = run_and_wait(stack, {"tables": ["behavior_curriculum"]}, workers=4, timeout=300)
+    item = result.tables["behavior_curriculum"]
+    chunks = ledger_for(stack).chunk_items(result.run_id, "behavior_curriculum")
+    assert item["status"] == "succeeded" and int(item["rows"]) == before.num_rows
+    assert len(chunks) == -(-before.num_rows // 20)
+    assert {chunk["status"] for chunk in chunks.values()} == {"succeeded"}
+    assert int(item["chunks_done"]) == len(chunks)
+    after = pq.read_table(io.BytesIO(s3.get_object(Bucket=stack.config.bucket, Key=key)["Body"].read()))
+    assert after.equals(before)
+    # The run's plan and chunk files are gone once the table is finished.
+    leftovers = s3.list_objects_v2(
+        Bucket=stack.config.bucket, Prefix=f"{layout.folder_prefix(FOLDER)}_state/behavior_curriculum/"
+    )
+    assert leftovers.get("KeyCount", 0) == 0
 
 
 def test_bad_manual_requests_enqueue_nothing(stack: LocalStack) -> None:
