@@ -190,7 +190,7 @@ def test_the_three_functions_and_their_settings(template: dict[str, Any]) -> Non
     assert globals_["Architectures"] == ["x86_64"]
     expected = {
         "DispatcherFunction": (60, 256),
-        "WorkerFunction": (900, 2048),
+        "WorkerFunction": (900, 1769),
         "FinalizerFunction": (300, 512),
     }
     for function_id, (timeout, memory) in expected.items():
