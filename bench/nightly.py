@@ -325,6 +325,16 @@ def table_figures(result: RunResult) -> dict[str, Any]:
     }
 
 
+def print_projections(figures: dict[str, Any]) -> int:
+    """How the projection of one run's steps moves with the queue hop and the workers."""
+    steps, sequential = figures["sequential"]["steps"], figures["sequential"]["wall_seconds"]
+    print("workers  hop s  projected wall s  critical path s  speedup vs sequential")
+    for workers, hop in ((32, 0.05), (32, 0.5), (32, 1.0), (32, 2.0), (16, 0.5), (64, 0.5)):
+        wall, path = projected_run(steps, workers, hop)
+        print(f"{workers:>7}  {hop:>5}  {wall:>16.1f}  {path:>15.1f}  {sequential / wall:>21.2f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
@@ -333,7 +343,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=40.0)
     parser.add_argument("--per-record-ms", type=float, default=0.02)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--project",
+        type=Path,
+        metavar="RESULTS",
+        help="no run: the Lambda projection of a results file's step times, for other "
+        "queue hops and worker counts",
+    )
     args = parser.parse_args(argv)
+    if args.project:
+        return print_projections(json.loads(args.project.read_text()))
 
     workdir = Path(tempfile.mkdtemp(prefix="bdc-bench-"))
     began = time.monotonic()
