@@ -142,7 +142,12 @@ def test_trimming_leaves_pyarrow_working(build: ModuleType, tmp_path: Path) -> N
             pass
         else:
             raise AssertionError("flight should be gone")
-        print("ok")
+        print("ok", flush=True)
+        # Leave without the interpreter's teardown: pyarrow's scanner threads can abort
+        # it ("terminate called without an active exception", apache/arrow#34314), with
+        # stock pyarrow as with the trimmed copy (2 and 6 of 40 runs here).
+        import os
+        os._exit(0)
         """
     )
     result = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=120)

@@ -126,7 +126,9 @@ class ObjectStore:
         found = self.get_bytes(key)
         if found is None:
             return None
-        return pq.read_table(pa.BufferReader(found[0]), columns=columns)
+        # ParquetFile, not pq.read_table: one file needs no dataset scanner (whose
+        # threads can abort the process at exit, apache/arrow#34314).
+        return pq.ParquetFile(pa.BufferReader(found[0])).read(columns=columns)
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")
