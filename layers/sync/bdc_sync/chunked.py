@@ -42,6 +42,7 @@ from bdc_sync.framework import (
     Row,
     TableResult,
     fingerprint_of,
+    published,
     rows_to_arrow,
     unchanged_since,
     upstream_fingerprint,
@@ -447,13 +448,7 @@ class AssetReadsTable(ChunkedBuild):
 
     def _publish(self, ctx: BuildContext, fingerprint: str, rows: list[Row]) -> TableResult:
         table = rows_to_arrow(sorted(rows, key=lambda row: row[self.key]), self.spec.schema, ctx.malformed)
-        written = ctx.write(self.spec, table, fingerprint)
-        return TableResult(
-            status="succeeded" if written.changed else "unchanged",
-            rows=written.rows,
-            bytes_written=written.bytes_written,
-            content_sha256=written.sha256,
-        )
+        return published(ctx.write(self.spec, table, fingerprint))
 
 
 def _count_marked(state: pa.Table, malformed: MalformedLog) -> None:

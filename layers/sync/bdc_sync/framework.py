@@ -499,13 +499,7 @@ class DerivedTable:
                         table = table.append_column(produced.schema.field(name), produced[name])
         else:
             table = rows_to_arrow(produced, self.spec.schema, ctx.malformed)
-        written = ctx.write(self.spec, table, fingerprint)
-        return TableResult(
-            status="succeeded" if written.changed else "unchanged",
-            rows=written.rows,
-            bytes_written=written.bytes_written,
-            content_sha256=written.sha256,
-        )
+        return published(ctx.write(self.spec, table, fingerprint))
 
 
 def upstream_fingerprint(
@@ -527,6 +521,16 @@ def upstream_fingerprint(
     if volatile:
         inputs["built_at"] = time.time()
     return fingerprint_of(spec, revision, inputs)
+
+
+def published(written: WriteResult) -> TableResult:
+    """The result of writing a non-partitioned table ("unchanged" if its bytes were already there)."""
+    return TableResult(
+        status="succeeded" if written.changed else "unchanged",
+        rows=written.rows,
+        bytes_written=written.bytes_written,
+        content_sha256=written.sha256,
+    )
 
 
 def unchanged_since(ctx: BuildContext, spec: TableSpec, fingerprint: str) -> TableResult | None:
