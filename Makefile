@@ -1,12 +1,22 @@
 # One command for the demo, one for the tests; each installs what it needs.
+# The repository root is where this Makefile is, not $(CURDIR): `sam build` runs the
+# build-* targets with `--makefile <root>/Makefile` from a copy of each resource's
+# CodeUri/ContentUri.
+ROOT := $(patsubst %/,%,$(dir $(abspath $(firstword $(MAKEFILE_LIST)))))
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-export PYTHONPATH := $(CURDIR)/layers/sync:$(CURDIR)/client/src:$(CURDIR)/local
+# The deployer's tools (SAM CLI, checkov) need pydantic >= 2.13, which cannot share a
+# venv with aind-data-access-api (pydantic < 2.12); SAM CLI and checkov also pin
+# conflicting libraries, so each has a venv of its own (versions in requirements-tools/).
+TOOLS := $(ROOT)/.venv-tools
+SAM := $(TOOLS)/sam/bin/sam
+CHECKOV := $(TOOLS)/checkov/bin/checkov
+export PYTHONPATH := $(ROOT)/layers/sync:$(ROOT)/client/src:$(ROOT)/local
 ARGS ?=
 
-.PHONY: demo test lint bench layers clean
+.PHONY: demo test lint bench layers clean tools sam-build sam-validate checkov fault-report
 
 $(STAMP): requirements-dev.txt client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +29,21 @@ $(STAMP): requirements-dev.txt client/pyproject.toml
 demo: $(STAMP)
 	$(PY) -m bdc_local.demo $(ARGS)
 
-## Lint, then every test (unit, local-stack end-to-end, template, layer size).
-test: $(STAMP)
+$(SAM): requirements-tools/sam.txt
+	$(PYTHON) -m venv $(TOOLS)/sam
+	$(TOOLS)/sam/bin/pip install --quiet --disable-pip-version-check -r requirements-tools/sam.txt
+	touch $(SAM)
+
+$(CHECKOV): requirements-tools/checkov.txt
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install --quiet --disable-pip-version-check -r requirements-tools/checkov.txt
+	touch $(CHECKOV)
+
+## The SAM CLI and checkov, each in its own venv under .venv-tools/.
+tools: $(SAM) $(CHECKOV)
+
+## Lint, then every test (unit, local-stack end-to-end, template, sam build, checkov, layer size).
+test: $(STAMP) $(SAM) $(CHECKOV)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -n 2 --dist loadfile $(ARGS)
 
@@ -35,10 +58,27 @@ bench: $(STAMP)
 layers: $(STAMP)
 	$(PY) layers/build.py
 
-## Called by `sam build` (template: BuildMethod makefile) with ARTIFACTS_DIR set.
-.PHONY: build-DependenciesLayer build-SyncLayer build-DispatcherFunction build-WorkerFunction build-FinalizerFunction
-build-DependenciesLayer build-SyncLayer build-DispatcherFunction build-WorkerFunction build-FinalizerFunction:
-	$(PYTHON) "$(CURDIR)/layers/build.py" --sam-target $(@:build-%=%) --artifacts-dir "$(ARTIFACTS_DIR)"
+## What a deployer runs: sam build (into .aws-sam/) and the template checks.
+sam-build: $(SAM)
+	$(SAM) build $(ARGS)
+
+sam-validate: $(SAM)
+	$(SAM) validate --lint
+
+checkov: $(CHECKOV)
+	$(CHECKOV) -f template.yaml --framework cloudformation --compact
+
+## Refresh the committed fault report (docs/fault-report.md, README's table); `make test`
+## writes it only to build/fault-report/.
+fault-report: $(STAMP)
+	BDC_FAULT_REPORT_PUBLISH=1 $(PY) -m pytest -n 2 --dist loadfile tests/e2e/test_faults.py \
+		tests/e2e/test_nightly.py::test_bad_manual_requests_enqueue_nothing $(ARGS)
+
+## Called by `sam build` (template: BuildMethod makefile) with ARTIFACTS_DIR set, once per
+## layer and function: build-DependenciesLayer, build-SyncLayer, build-<Name>Function (the
+## code in functions/<name>/). A new function needs only its resource in template.yaml.
+build-%:
+	$(PYTHON) "$(ROOT)/layers/build.py" --out "$(ROOT)/build/lambda" --sam-target $* --artifacts-dir "$(ARTIFACTS_DIR)"
 
 clean:
-	rm -rf build .pytest_cache
+	rm -rf build .pytest_cache .aws-sam

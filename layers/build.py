@@ -17,9 +17,11 @@ the quantity Lambda limits to 250 MB). Exits 1 if any function reaches the limit
 file the Lambdas need is missing after trimming.
 
 ``sam build`` calls this script through the Makefile (``BuildMethod: makefile``):
-``--sam-target <LogicalId> --artifacts-dir $(ARTIFACTS_DIR)`` builds everything as
-above and then copies the one layer or function SAM asked for into its artifacts
-folder, so the deployed artifacts are exactly the ones measured here.
+``--sam-target <LogicalId> --artifacts-dir $(ARTIFACTS_DIR)`` builds only the layer
+or function SAM asked for, with the same install, trimming and checks, straight into
+its artifacts folder. The untrimmed install is cached under ``--out`` (default
+build/lambda/cache, ignored by git) and pip's wheel cache is reused, so only the
+first build downloads.
 
 Needs only Python >= 3.10 and pip: wheels are chosen with pip's ``--platform``
 options, so no Python 3.12 and no docker are needed to build.
@@ -786,19 +788,47 @@ def print_report(report: dict[str, object]) -> None:
 SAM_LAYERS = {"DependenciesLayer": "deps", "SyncLayer": "sync"}
 
 
-def copy_for_sam(out: Path, logical_id: str, artifacts_dir: Path) -> None:
-    """Copy one built layer or function into the folder ``sam build`` gave for it."""
-    if logical_id in SAM_LAYERS:
-        source = out / SAM_LAYERS[logical_id]
-    elif logical_id.endswith("Function"):
-        source = out / "functions" / logical_id.removesuffix("Function").lower()
+def function_folder_of(logical_id: str) -> Path:
+    """functions/<name>/ of a SAM function resource: ``WorkerFunction`` -> functions/worker."""
+    name = logical_id.removesuffix("Function").lower()
+    folder = FUNCTIONS_DIR / name
+    if not logical_id.endswith("Function") or not folder.is_dir():
+        raise SystemExit(f"unknown SAM resource {logical_id!r} (no folder {folder.relative_to(ROOT)})")
+    return folder
+
+
+def build_for_sam(out: Path, logical_id: str, artifacts_dir: Path, cache_dir: str | None) -> int:
+    """Build the one layer or function ``sam build`` asked for, straight into ARTIFACTS_DIR.
+
+    Same steps as the full build (one dependency install, cached under ``out``; the
+    same trimming and checks), but only for that resource, so a ``sam build`` of N
+    resources copies and trims the dependencies once. Sizes are measured from what
+    ``sam build`` wrote (tests/deploy/test_sam_build.py), not here.
+    """
+    if artifacts_dir.exists():
+        shutil.rmtree(artifacts_dir)
+    artifacts_dir.mkdir(parents=True)
+    if logical_id == "DependenciesLayer":
+        raw = raw_dependencies(out, skip_install=False, cache_dir=cache_dir)
+        python_dir = artifacts_dir / "python"
+        shutil.copytree(raw / "python", python_dir, symlinks=True)
+        removed = trim(python_dir)
+        log(f"trimmed {sum(removed.values()) / MB:.1f} MB from the dependencies layer")
+        problems = check_dependencies(python_dir)
+        for problem in problems:
+            log(f"PROBLEM: {problem}")
+        if problems:
+            log("FAILED: the trimmed dependencies layer is incomplete")
+            return 1
+    elif logical_id == "SyncLayer":
+        raw = raw_dependencies(out, skip_install=False, cache_dir=cache_dir)
+        info = build_sync_layer(artifacts_dir / "python", top_level_names(raw / "python"))
+        log(f"client modules carried: {', '.join(info['client_modules']) or '-'}")
     else:
-        raise SystemExit(f"unknown SAM resource {logical_id!r}")
-    if not source.is_dir():
-        raise SystemExit(f"nothing was built for {logical_id} (looked in {source})")
-    artifacts_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(source, artifacts_dir, dirs_exist_ok=True)
-    log(f"copied {source} -> {artifacts_dir}")
+        copy_tree(function_folder_of(logical_id), artifacts_dir)
+    size, files = tree_bytes(artifacts_dir)
+    log(f"{logical_id}: {size / MB:.2f} MB in {files} files -> {artifacts_dir}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -819,6 +849,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out.resolve()
 
+    if args.sam_target:
+        if args.artifacts_dir is None:
+            parser.error("--sam-target needs --artifacts-dir")
+        with build_lock(out):
+            return build_for_sam(out, args.sam_target, args.artifacts_dir.resolve(), args.cache_dir)
+
     with build_lock(out):
         report = build(out, skip_install=args.skip_install, cache_dir=args.cache_dir, make_zips=args.zip)
         (out / "sizes.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -836,10 +872,6 @@ def main(argv: list[str] | None = None) -> int:
         log(f"wrote {out / 'sizes.json'}")
         if failed:
             return 1
-        if args.sam_target:
-            if args.artifacts_dir is None:
-                parser.error("--sam-target needs --artifacts-dir")
-            copy_for_sam(out, args.sam_target, args.artifacts_dir.resolve())
     return 0
 
 

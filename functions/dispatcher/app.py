@@ -17,10 +17,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bdc_sync.flow.dispatch import BadRunRequest, start_run
 from bdc_sync.flow.events import RunRequest
+from bdc_sync.lambda_logging import route_logs_through
 from bdc_sync.runtime import runtime
 from biodata_cache.catalog import UnknownTableError
 
 logger = Logger()
+# The layer's `logging.getLogger(__name__)` loggers log as this one does (JSON, LogLevel).
+route_logs_through(logger)
 metrics = Metrics()
 
 

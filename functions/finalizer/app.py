@@ -15,9 +15,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bdc_sync.flow.events import FinalizeItem, FinalizeMessage
 from bdc_sync.flow.finalize import finalize_run
+from bdc_sync.lambda_logging import route_logs_through
 from bdc_sync.runtime import Runtime, runtime
 
 logger = Logger()
+# The layer's `logging.getLogger(__name__)` loggers log as this one does (JSON, LogLevel).
+route_logs_through(logger)
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS, model=FinalizeMessage)
 idempotency = IdempotencyConfig(event_key_jmespath="run_id", expires_after_seconds=7 * 86400)

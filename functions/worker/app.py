@@ -11,9 +11,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bdc_sync.flow.events import WorkMessage
 from bdc_sync.flow.work import build_work_item
+from bdc_sync.lambda_logging import route_logs_through
 from bdc_sync.runtime import runtime
 
 logger = Logger()
+# The layer's `logging.getLogger(__name__)` loggers log as this one does (JSON, LogLevel).
+route_logs_through(logger)
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS, model=WorkMessage)
 

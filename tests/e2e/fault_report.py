@@ -5,14 +5,18 @@ Each fault test records one or more rows through the ``fault_report`` fixture: t
 fault, how it was injected, what survived and the number of things lost, all
 *measured* by the test. A row counts only if its test passed.
 
-The table goes to ``docs/fault-report.md`` and between the markers
-``<!-- fault-report:begin -->`` / ``<!-- fault-report:end -->`` in ``README.md``,
-and only when every expected fault row was produced in this session, so a partial
-run never overwrites a complete report.
+The report is written only when every expected fault row was produced in this
+session, so a partial run never overwrites a complete report. By default it goes to
+``build/fault-report/fault-report.md`` (ignored by git), so ``make test`` leaves the
+work tree clean. With ``BDC_FAULT_REPORT_PUBLISH=1`` (``make fault-report``) it also
+refreshes the committed copies: ``docs/fault-report.md`` and the table between the
+markers ``<!-- fault-report:begin -->`` / ``<!-- fault-report:end -->`` in
+``README.md``. The README's table carries no timings, so it changes only when what
+was measured changes.
 
 Under pytest-xdist every worker is a session of its own, and the controller does not
 import test modules (so it does not load this plugin): each worker writes its rows to
-``docs/.fault-report/<testrunuid>-<worker>.json`` and then renders if the fragments
+``build/fault-report/fragments/<testrunuid>-<worker>.json`` and then renders if the fragments
 of this test run together hold every expected row. Whichever worker finishes last
 therefore renders; both may, harmlessly, since they render the same fragments. If the
 plugin is also loaded in the controller (e.g. ``-p fault_report``), it renders there.
@@ -33,9 +37,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
-REPORT = DOCS / "fault-report.md"
-FRAGMENTS = DOCS / ".fault-report"
+PUBLISHED_REPORT = DOCS / "fault-report.md"
+OUTPUT = REPO / "build" / "fault-report"
+REPORT = OUTPUT / "fault-report.md"
+FRAGMENTS = OUTPUT / "fragments"
 README = REPO / "README.md"
+# Set by `make fault-report`: refresh the committed report and README's table.
+PUBLISH_VARIABLE = "BDC_FAULT_REPORT_PUBLISH"
 BEGIN = "<!-- fault-report:begin -->"
 END = "<!-- fault-report:end -->"
 
@@ -219,24 +227,32 @@ def _cell(text: str) -> str:
     return re.sub(r"\s+", " ", text.replace("|", "\\|")).strip()
 
 
-def render_table(rows: list[Row], referenced: dict[str, str]) -> str:
-    """The Markdown table: one line per fault, in ``EXPECTED`` order."""
+def render_table(rows: list[Row], referenced: dict[str, str], *, timings: bool = True) -> str:
+    """The Markdown table: one line per fault, in ``EXPECTED`` order.
+
+    ``timings=False`` (README) leaves out each test's seconds, which differ every run.
+    """
     by_id: dict[str, Row] = {}
     for row in rows:
         by_id.setdefault(row.fault_id, row)
     lines = [
-        "| Fault | How it was injected | What survived (measured) | Lost | Test (seconds) |",
+        "| Fault | How it was injected | What survived (measured) | Lost | "
+        + ("Test (seconds) |" if timings else "Test |"),
         "|---|---|---|---|---|",
     ]
     for fault_id in EXPECTED:
         row = by_id[fault_id]
-        test = row.test.split("::", 1)[-1]
+        test = f"`{row.test.split('::', 1)[-1]}`"
+        if timings:
+            test += f" ({row.seconds:.0f} s)"
         lines.append(
             f"| {_cell(row.fault)} | {_cell(row.injected)} | {_cell(row.survived)} | "
-            f"lost: {row.lost} | `{test}` ({row.seconds:.0f} s) |"
+            f"lost: {row.lost} | {test} |"
         )
     for _, (nodeid, fault, injected, survived) in REFERENCED.items():
         state = referenced.get(nodeid, "not run in this session")
+        if not timings:
+            state = re.sub(r" \(\d+ s\)$", "", state)
         lines.append(
             f"| {_cell(fault)} | {_cell(injected)} | {_cell(survived)} | "
             f"enqueued: 0 | `{nodeid.split('::', 1)[-1]}` in `test_nightly.py`, {state} |"
@@ -259,13 +275,17 @@ def render(rows: list[Row], referenced: dict[str, str]) -> None:
         f"{table}\n"
         f"Total lost: {total}. Generated {stamp}.\n"
     )
-    DOCS.mkdir(parents=True, exist_ok=True)
+    OUTPUT.mkdir(parents=True, exist_ok=True)
     _atomic_write(REPORT, document)
+    if os.environ.get(PUBLISH_VARIABLE) != "1":
+        return
+    _atomic_write(PUBLISHED_REPORT, document)
     if README.exists():
         text = README.read_text(encoding="utf-8")
         start, end = text.find(BEGIN), text.find(END)
         if 0 <= start < end:
-            body = f"{BEGIN}\n{table}\nTotal lost: {total} ([details](docs/fault-report.md)).\n{END}"
+            readme_table = render_table(rows, referenced, timings=False)
+            body = f"{BEGIN}\n{readme_table}\nTotal lost: {total} ([details](docs/fault-report.md)).\n{END}"
             _atomic_write(README, text[:start] + body + text[end + len(END) :])
 
 
