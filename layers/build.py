@@ -84,7 +84,6 @@ REQUIRED_FILES = (
     "pyarrow/compute.py",
     f"pydantic_core/_pydantic_core{EXTENSION_SUFFIX}",
     "aws_lambda_powertools/__init__.py",
-    "aws_xray_sdk/__init__.py",
     "aind_data_access_api/document_db.py",
     "boto3/__init__.py",
     "botocore/data/s3",

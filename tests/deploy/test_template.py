@@ -47,8 +47,9 @@ REQUIRED_OUTPUTS = {
     "RunLedgerTableName",
     "CachePrefix",
 }
-# X-Ray's write actions have no resource-level permissions: the only "*" allowed.
-STAR_RESOURCE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+# Actions allowed on "*" (those without resource-level permissions): none is needed
+# since X-Ray tracing is off.
+STAR_RESOURCE_ACTIONS: set[str] = set()
 S3_READ_ACTIONS = {"s3:GetObject", "s3:ListBucket"}
 SQS_CONSUMER_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 
@@ -249,6 +250,18 @@ def test_sam_build_targets_exist_in_the_makefile(template: dict[str, Any]) -> No
         )
 
 
+def test_tracing_is_off_and_nothing_needs_the_xray_sdk(template: dict[str, Any]) -> None:
+    """Tracing was dropped (README "Deploying to AWS"): no Tracer, no SDK, no X-Ray mode."""
+    functions = resources_of(template, "AWS::Serverless::Function")
+    for properties in [template["Globals"]["Function"], *(f["Properties"] for f in functions.values())]:
+        assert properties.get("Tracing", "PassThrough") == "PassThrough"
+    requirements = (ROOT / "layers" / "deps" / "requirements.txt").read_text().lower()
+    assert not re.search(r"^aws-xray-sdk", requirements, re.MULTILINE)
+    for path in [*(ROOT / "functions").rglob("*.py"), *(ROOT / "layers" / "sync").rglob("*.py")]:
+        text = path.read_text()
+        assert "Tracer" not in text and "aws_xray_sdk" not in text, path
+
+
 def test_dependencies_layer_carries_no_duckdb() -> None:
     requirements = (ROOT / "layers" / "deps" / "requirements.txt").read_text().lower()
     names = {
@@ -403,7 +416,7 @@ def _resource_text(resource: Any) -> str:
 
 
 def test_every_policy_statement_is_scoped_to_named_resources(translated: dict[str, Any]) -> None:
-    """No wildcard actions, no NotAction/NotResource, no "*" resource except X-Ray's,
+    """No wildcard actions, no NotAction/NotResource, no "*" resource,
     S3 ARNs only on bucket parameters, and no managed policies on the roles."""
     roles = resources_of(translated, "AWS::IAM::Role")
     assert set(roles) == {"DispatcherRole", "WorkerRole", "FinalizerRole"}, "SAM must not generate roles"
