@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -27,7 +28,12 @@ idempotency = IdempotencyConfig(event_key_jmespath="run_id", expires_after_secon
 
 
 def _finalize(item: FinalizeItem, deps: Runtime) -> dict[str, Any]:
-    return finalize_run(item.run_id, deps.settings, deps.ledger, deps.cache)
+    result = finalize_run(item.run_id, deps.settings, deps.ledger, deps.cache)
+    if result.get("finalized_now"):
+        # One per run (a redelivery is answered from the idempotency record and does
+        # not get here): NoRunFinalizedAlarm fires when none arrives for 1.5 intervals.
+        metrics.add_metric(name="RunsFinalized", unit=MetricUnit.Count, value=1)
+    return result
 
 
 def finalize_message(record: FinalizeMessage) -> None:

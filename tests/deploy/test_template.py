@@ -691,3 +691,73 @@ def test_stack_creates_its_resources_in_moto(aws_credentials: None) -> None:
         }
         for name in FUNCTIONS.values():
             assert groups[f"/aws/lambda/bdc-test-{name}"] == 30
+
+
+def schedule_interval_minutes(expression: str) -> int:
+    """Minutes between runs of an EventBridge ``rate(...)`` or once-a-day ``cron(...)``."""
+    rate = re.fullmatch(r"rate\((\d+) (minutes?|hours?|days?)\)", expression)
+    if rate:
+        unit = {"minute": 1, "hour": 60, "day": 1440}[rate.group(2).rstrip("s")]
+        return int(rate.group(1)) * unit
+    cron = re.fullmatch(r"cron\((\d+) (\d+) \* \* \? \*\)", expression)
+    assert cron, f"not a rate or a daily cron: {expression}"
+    return 1440
+
+
+def test_no_run_finalized_alarm_covers_one_and_a_half_intervals(template: dict[str, Any]) -> None:
+    """NoRunFinalizedAlarm: missing RunsFinalized for 1.5 schedule intervals pages.
+
+    The finalizer's side (one RunsFinalized per finalized run, none on redelivery) is
+    tests/e2e/test_lambda_logging.py.
+    """
+    alarm = template["Resources"]["NoRunFinalizedAlarm"]["Properties"]
+    environment = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert alarm["Namespace"] == environment["POWERTOOLS_METRICS_NAMESPACE"] == "BiodataCache"
+    assert alarm["MetricName"] == "RunsFinalized"
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": environment["POWERTOOLS_SERVICE_NAME"]}]
+    assert alarm["Statistic"] == "Sum"
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "LessThanThreshold")
+    assert alarm["TreatMissingData"] == "breaching"  # no run, no data: that is the alarm
+    assert [referenced_logical_id(a) for a in alarm["AlarmActions"]] == ["AlarmTopic"]
+
+    parameter = template["Parameters"]["ScheduleIntervalMinutes"]
+    window = template["Mappings"]["FreshnessWindow"]
+    assert sorted(int(v) for v in parameter["AllowedValues"]) == sorted(int(k) for k in window)
+    by_parameter = {"Fn::FindInMap": ["FreshnessWindow", {"Ref": "ScheduleIntervalMinutes"}]}
+    for key in ("Period", "EvaluationPeriods"):
+        assert alarm[key] == {"Fn::FindInMap": [*by_parameter["Fn::FindInMap"], key]}
+    assert alarm["DatapointsToAlarm"] == alarm["EvaluationPeriods"]  # every period empty
+    for minutes, row in window.items():
+        seconds = row["Period"] * row["EvaluationPeriods"]
+        wanted = 1.5 * int(minutes) * 60
+        # 1.5 intervals, rounded up to at most one period more; CloudWatch periods are
+        # whole minutes and an alarm looks back at most 7 days.
+        assert wanted <= seconds < wanted + row["Period"], minutes
+        assert row["Period"] % 60 == 0 and row["Period"] <= 3600 and seconds <= 7 * 86400
+    default_interval = schedule_interval_minutes(parameter_default(template, {"Ref": "ScheduleExpression"}))
+    assert parameter["Default"] == default_interval
+
+
+def test_the_schedule_retries_and_keeps_failed_starts(template: dict[str, Any]) -> None:
+    """A failed scheduled start is retried, then kept in a dead-letter queue that pages."""
+    dispatcher = template["Resources"]["DispatcherFunction"]["Properties"]
+    nightly = dispatcher["Events"]["Nightly"]["Properties"]
+    assert nightly["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    assert referenced_logical_id(nightly["DeadLetterConfig"]["Arn"]) == "DispatcherDeadLetterQueue"
+    assert referenced_logical_id(dispatcher["DeadLetterQueue"]["TargetArn"]) == "DispatcherDeadLetterQueue"
+    assert dispatcher["EventInvokeConfig"]["MaximumRetryAttempts"] >= 1
+    queue = template["Resources"]["DispatcherDeadLetterQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    statements = policy_statements(template, "DispatcherRole")
+    assert allowed(statements, "sqs:SendMessage", "DispatcherDeadLetterQueue")
+    policy = template["Resources"]["DispatcherDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]
+    (statement,) = policy["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert _dimension_target(template["Resources"]["DispatcherDeadLetterAlarm"]["Properties"]) == (
+        "DispatcherDeadLetterQueue"
+    )
+
+
+def test_every_queue_is_encrypted_at_rest(template: dict[str, Any]) -> None:
+    for logical_id, queue in resources_of(template, "AWS::SQS::Queue").items():
+        assert queue["Properties"].get("SqsManagedSseEnabled") is True, logical_id

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,20 @@ def stack(real_records: dict[str, dict], tmp_path_factory: pytest.TempPathFactor
         yield running
 
 
-def invoke(stack: LocalStack, function: str, event: dict[str, Any], tmp_path: Path) -> tuple[Any, list[str]]:
-    """Run ``function``'s handler in a runtime-like process; its result and stdout lines."""
-    event_file, result_file = tmp_path / f"{function}-event.json", tmp_path / f"{function}-result.json"
+def invoke(
+    stack: LocalStack, function: str, event: dict[str, Any], tmp_path: Path, *, metrics: bool = False
+) -> tuple[Any, list[str]]:
+    """Run ``function``'s handler in a runtime-like process; its result and stdout lines.
+
+    ``metrics=True`` turns Powertools metrics on, as in AWS: they are printed as
+    CloudWatch embedded-metric-format (EMF) lines among the log lines.
+    """
+    event_file = tmp_path / f"{function}-event-{uuid.uuid4().hex[:6]}.json"
+    result_file = event_file.with_suffix(".result")
     event_file.write_text(json.dumps(event))
     env = {**os.environ, **stack.env, "PYTHONPATH": PYTHONPATH}
+    if metrics:
+        env["POWERTOOLS_METRICS_DISABLED"] = "false"
     process = subprocess.run(
         [sys.executable, str(RUNTIME), function, str(event_file), str(result_file)],
         env=env,
@@ -64,7 +74,7 @@ def invoke(stack: LocalStack, function: str, event: dict[str, Any], tmp_path: Pa
     return json.loads(result_file.read_text()), [line for line in process.stdout.splitlines() if line.strip()]
 
 
-def json_lines(function: str, lines: list[str]) -> list[dict[str, Any]]:
+def parse_lines(function: str, lines: list[str]) -> list[dict[str, Any]]:
     """Every line parsed; fails on the first line that is not one JSON object."""
     parsed = []
     for line in lines:
@@ -73,8 +83,23 @@ def json_lines(function: str, lines: list[str]) -> list[dict[str, Any]]:
         except ValueError:
             pytest.fail(f"{function}: a log line is not JSON: {line!r}")
         assert isinstance(value, dict), f"{function}: {line!r}"
+        parsed.append(value)
+    return parsed
+
+
+def metric_lines(function: str, lines: list[str]) -> list[dict[str, Any]]:
+    """The EMF lines (metrics) among ``lines``."""
+    return [value for value in parse_lines(function, lines) if "_aws" in value]
+
+
+def json_lines(function: str, lines: list[str]) -> list[dict[str, Any]]:
+    """The log lines, each checked for the keys every line carries (EMF lines left out)."""
+    parsed = []
+    for value in parse_lines(function, lines):
+        if "_aws" in value:
+            continue
         missing = (BASE_KEYS | LAMBDA_CONTEXT_KEYS) - set(value)
-        assert not missing, f"{function}: line lacks {sorted(missing)}: {line}"
+        assert not missing, f"{function}: line lacks {sorted(missing)}: {value}"
         assert value["service"] == "biodata-cache"
         parsed.append(value)
     return parsed
@@ -127,11 +152,35 @@ def test_every_line_of_a_run_is_json_at_log_level(
     # every line has them); a chunk of None is left out of the line by Powertools.
     assert done["cold_start"] is True and done["function_name"] == "bdc-worker"
 
-    result, finalizer_out = invoke(stack, "finalizer", receive_one(stack, stack.finalize_queue_url), tmp_path)
+    finalize_event = receive_one(stack, stack.finalize_queue_url)
+    result, finalizer_out = invoke(stack, "finalizer", finalize_event, tmp_path, metrics=True)
     assert result == {"batchItemFailures": []}
     finalizer = json_lines("finalizer", finalizer_out)
     finalized = one_line(finalizer, "finalize_run", "run finalized")
     assert finalized["level"] == "INFO" and finalized["run_id"] == run_id
+
+    # The metric NoRunFinalizedAlarm watches (tests/deploy/test_template.py checks the
+    # alarm names this namespace, metric and dimension): one per finalized run.
+    assert runs_finalized(metric_lines("finalizer", finalizer_out)) == 1
+    # A redelivered finalize message is answered from the idempotency record: no
+    # second run is counted.
+    result, again_out = invoke(stack, "finalizer", finalize_event, tmp_path, metrics=True)
+    assert result == {"batchItemFailures": []}
+    assert runs_finalized(metric_lines("finalizer", again_out)) == 0
+
+
+def runs_finalized(emf_lines: list[dict[str, Any]]) -> float:
+    """Sum of RunsFinalized in namespace BiodataCache, dimension service=biodata-cache."""
+    total = 0.0
+    for line in emf_lines:
+        for directive in line["_aws"]["CloudWatchMetrics"]:
+            names = {metric["Name"] for metric in directive["Metrics"]}
+            if directive["Namespace"] != "BiodataCache" or "RunsFinalized" not in names:
+                continue
+            assert ["service"] in directive["Dimensions"] and line["service"] == "biodata-cache"
+            value = line["RunsFinalized"]
+            total += sum(value) if isinstance(value, list) else value
+    return total
 
 
 def test_below_log_level_nothing_is_printed(stack: LocalStack, tmp_path: Path) -> None:

@@ -167,7 +167,12 @@ def finalize_run(run_id: str, settings: Settings, ledger: Ledger, cache: ObjectS
     folder = run["folder"]
     if run["state"] == "finalized":
         logger.info("run already finalized", extra={"run_id": run_id})
-        return {"run_id": run_id, "state": "finalized", "report": run.get("report_key")}
+        return {
+            "run_id": run_id,
+            "state": "finalized",
+            "report": run.get("report_key"),
+            "finalized_now": False,
+        }
     if run["state"] != "finalizing":
         raise RuntimeError(f"run {run_id} is {run['state']}, not ready to finalize")
     items = ledger.table_items(run_id)
@@ -185,4 +190,10 @@ def finalize_run(run_id: str, settings: Settings, ledger: Ledger, cache: ObjectS
     cache.update_json(layout.versions_key(), lambda versions: add_version(versions, folder))
     ledger.mark_finalized(run_id, report_key)
     logger.info("run finalized", extra={"run_id": run_id, **report["totals"]})
-    return {"run_id": run_id, "state": "finalized", "report": report_key, "totals": report["totals"]}
+    return {
+        "run_id": run_id,
+        "state": "finalized",
+        "report": report_key,
+        "totals": report["totals"],
+        "finalized_now": True,
+    }
