@@ -728,11 +728,12 @@ def test_poison_message_goes_to_the_dlq_and_the_run_still_finalizes(
         fault="A message that keeps failing",
         injected="`ObjectStore.write_table` raises on every source_data write; MAX_RECEIVES=2",
         survived=(
-            f"{calls[source_key]} attempts, then the message was in the work DLQ ({dlq_wait:.0f} s after "
-            f"the run ended); run finalized with source_data `failed` in the run report; its previous file "
-            f"and registry entry kept (rows {entry['rows']}, last_built {entry['last_built']}); the other "
-            f"{len(others)} tables identical to the reference"
+            f"{calls[source_key]} attempts, then the message was in the work DLQ; run finalized with "
+            f"source_data `failed` in the run report; its previous file and registry entry kept (rows "
+            f"{entry['rows']}, last_built unchanged); the other {len(others)} tables identical to the "
+            "reference"
         ),
+        varying=f"in the DLQ {dlq_wait:.0f} s after the run ended; last_built {entry['last_built']}",
         lost=lost,
     )
 
@@ -943,10 +944,10 @@ def test_twenty_finalizers_of_two_versions_at_once(
         injected="20 finalizer handler instances (10 runs of bdc-v1.0, 10 of bdc-v1.1) released by a "
         "barrier against the moto server; conditional PUTs with If-Match/If-None-Match",
         survived=(
-            f"{conflicts} lost races (412/409) retried; cache_versions.json = {versions} (each once, old "
-            f"entries kept); both registries hold all 10 runs' entries; all 20 runs finalized in "
-            f"{seconds:.1f} s"
+            f"lost races (412/409) retried; cache_versions.json = {versions} (each once, old "
+            "entries kept); both registries hold all 10 runs' entries; all 20 runs finalized"
         ),
+        varying=f"{conflicts} lost races; all finalized in {seconds:.1f} s",
         lost=lost,
     )
 
@@ -1248,3 +1249,91 @@ def test_client_partitioned_read_names_a_damaged_partition(corpus_file: Path, is
             else:
                 outcomes[name] = f"returned {data.num_rows} rows from a damaged partition"
     assert outcomes == {"warm": "named", "cold": "named"}, outcomes
+
+
+# -- 8. Living beside the 0.x job ------------------------------------------------------------
+OLD_JOB_VERSIONS = ["bdc-v0.33"]
+
+
+@GROUP_A
+def test_old_job_rewriting_the_versions_file(
+    corpus_file: Path, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch, fault_report: Any
+) -> None:
+    """The 0.x nightly job puts cache_versions.json back unconditionally, and with only
+    its own folder when its read fails: our entry vanishes between two runs, and again
+    in the middle of a finalize (after the finalizer read the file)."""
+    import bdc_sync.flow.finalize as finalize_module
+
+    tables = ["asset_basics"]
+    key = layout.versions_key()
+    expected = [*OLD_JOB_VERSIONS, FOLDER]
+    with local_stack(corpus_file, config=StackConfig(extra_env=FAST_ENV)) as stack:
+        s3, bucket = stack.s3(), stack.config.bucket
+
+        def old_job_writes() -> None:
+            s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(OLD_JOB_VERSIONS).encode())
+
+        reads: dict[str, tuple[bool, bool, int]] = {}  # what the client saw at each check
+
+        def client_reads(when: str) -> None:
+            cache = Cache(cache_dir=isolated_cache, registry_ttl=0)
+            listed = cache.list_versions()
+            reads[when] = (
+                FOLDER in listed,
+                cache.version == FOLDER,
+                cache.read_arrow("asset_basics").num_rows,
+            )
+
+        first = run_tables(stack, tables=tables)
+        assert read_json(stack, key) == [FOLDER]
+        client_reads("after the first run")
+
+        # Between two runs.
+        old_job_writes()
+        assert read_json(stack, key) == OLD_JOB_VERSIONS
+        client_reads("between two runs")
+        restoring = run_tables(stack, tables=tables)
+        restored = read_json(stack, key)
+        client_reads("after the next run")
+
+        # During a finalize: the old job's write lands after the finalizer read the file
+        # (which held our entry, so it had nothing to write); the run after puts it back.
+        original = finalize_module.add_version
+        injected = threading.Event()
+
+        def racing_add_version(versions: list[str] | None, folder: str) -> list[str]:
+            if not injected.is_set():
+                injected.set()
+                old_job_writes()
+                client_reads("during a finalize")
+            return original(versions, folder)
+
+        monkeypatch.setattr(finalize_module, "add_version", racing_add_version)
+        raced = run_tables(stack, tables=tables)
+        after_race = read_json(stack, key)
+        client_reads("after the raced finalize")
+        monkeypatch.setattr(finalize_module, "add_version", original)
+        last = run_tables(stack, tables=tables)
+        after = read_json(stack, key)
+        client_reads("after the run after it")
+
+    runs = (first, restoring, raced, last)
+    assert injected.is_set() and after_race == OLD_JOB_VERSIONS, "the old job's write was not injected"
+    assert all(run.run["state"] == "finalized" for run in runs)
+    rows = reads["after the first run"][2]
+    bad_reads = {when: seen for when, seen in reads.items() if seen != (True, True, rows)}
+    lost = (restored != expected) + (after != expected) + len(bad_reads)
+    assert restored == after == expected, (restored, after)
+    assert lost == 0, bad_reads
+    fault_report.record(
+        "old-job-versions-file",
+        fault="The 0.x job rewrites cache_versions.json without our entry",
+        injected=f"unconditional PUT of `{json.dumps(OLD_JOB_VERSIONS)}` between two runs, and again "
+        "inside a later finalize, after it read the file",
+        survived=(
+            f"the client listed {FOLDER} (from the bdc-v* folders) and read it ({rows} rows) as its "
+            f"default version at each of {len(reads)} checks; the run after each write put the entry "
+            f"back (cache_versions.json = {json.dumps(after)}); {len(runs)} runs finalized"
+        ),
+        lost=lost,
+    )

@@ -131,6 +131,11 @@ class FileStore:
             return []
         return sorted(p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file())
 
+    def list_folders(self, rel_prefix: str) -> list[str]:
+        """Names of the folders directly under ``rel_prefix``."""
+        base = self.root / rel_prefix
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
     def arrow_filesystem(self) -> tuple[pafs.FileSystem, str]:
         import pyarrow.fs as pafs
 
@@ -382,6 +387,21 @@ class S3Store:
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return names
+
+    def list_folders(self, rel_prefix: str) -> list[str]:
+        """Names of the folders directly under ``rel_prefix`` (one delimited listing)."""
+        folders: list[str] = []
+        token: str | None = None
+        full = self.key(rel_prefix)
+        while True:
+            kwargs: dict[str, Any] = {"Prefix": full, "Delimiter": "/"}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self._call("list_objects_v2", rel_prefix, **kwargs)
+            folders.extend(item["Prefix"][len(full) :].rstrip("/") for item in page.get("CommonPrefixes", []))
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return folders
 
     def arrow_filesystem(self) -> tuple[pafs.FileSystem, str]:
         """A pyarrow S3 filesystem with the same endpoint and credentials as boto3."""

@@ -162,22 +162,50 @@ class Cache:
 
     # -- versions and registry ---------------------------------------------------
     def list_versions(self) -> list[str]:
-        """Version folders listed in ``cache_versions.json``, oldest first (semver order)."""
+        """Version folders of the root, oldest first (semver order): those listed in
+        ``cache_versions.json`` plus the ``bdc-v*`` folders found in the root.
+
+        The folders are listed too because the 0.x nightly job rewrites the versions file
+        unconditionally (and, when its own read fails, with only its folder): until our
+        next run puts the entry back, the file may lack a version that is there. Where the
+        bucket cannot be listed (public buckets often grant only GetObject), the file alone
+        answers.
+        """
         rel = relative_key(layout.versions_key())
+        names: list[str] = []
+        missing_url: str | None = None
         try:
             fetched = self._store.get(rel)
         except ObjectMissing as missing:
+            missing_url = missing.url
+        else:
+            assert fetched is not None
+            document = _json(fetched.body, self.url(rel))
+            if not isinstance(document, list):
+                raise CorruptObjectError(f"{self.url(rel)} is not a JSON array of version folders")
+            names = [v for v in document if isinstance(v, str)]
+        found = [v for v in self._listed_version_folders() if v not in names]
+        if missing_url is not None and not found:
             raise MissingObjectError(
-                f"no biodata-cache tables at {self.config.root_url}: {missing.url} does not "
+                f"no biodata-cache tables at {self.config.root_url}: {missing_url} does not "
                 "exist (check BIODATA_CACHE_BUCKET / BIODATA_CACHE_PREFIX or BIODATA_CACHE_ROOT)"
-            ) from None
-        assert fetched is not None
-        document = _json(fetched.body, self.url(rel))
-        if not isinstance(document, list):
-            raise CorruptObjectError(f"{self.url(rel)} is not a JSON array of version folders")
-        names = [v for v in document if isinstance(v, str)]
+            )
+        names += found
         ours = sorted((v for v in names if layout.is_version_folder(v)), key=layout.folder_sort_key)
         return [v for v in names if not layout.is_version_folder(v)] + ours
+
+    def _listed_version_folders(self) -> list[str]:
+        """``bdc-v*`` folders of the root; none where the root cannot be listed.
+
+        Best effort: the versions file is the contract, the listing only fills in what
+        the old job's rewrite may have dropped, so a refused or failed listing (S3
+        servers that answer only GET, buckets without ListBucket) leaves the file's word.
+        """
+        try:
+            folders = self._store.list_folders("")
+        except (BiodataCacheError, ObjectMissing):
+            return []
+        return [f for f in folders if layout.is_version_folder(f)]
 
     def _version_missing(self) -> Exception:
         """The error for a version folder without a registry, naming the versions that exist."""
