@@ -14,6 +14,8 @@ TOOLS := $(ROOT)/.venv-tools
 SAM := $(TOOLS)/sam/bin/sam
 CHECKOV := $(TOOLS)/checkov/bin/checkov
 export PYTHONPATH := $(ROOT)/layers/sync:$(ROOT)/client/src:$(ROOT)/local
+# The SAM CLI sends usage data unless told not to.
+export SAM_CLI_TELEMETRY ?= 0
 ARGS ?=
 
 .PHONY: demo test lint bench layers clean tools sam-build sam-validate checkov fault-report
