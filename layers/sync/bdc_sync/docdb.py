@@ -189,9 +189,9 @@ class DocDB:
         """``_id`` → ``_last_modified`` of every matching record: the cheap listing.
 
         Paged in ``_id`` order by range (``_id > last``), so a record written or
-        deleted between pages cannot shift another out of the listing, and checked
-        against ``count_documents`` before and after: a listing that disagrees is
-        taken again, and after ``LISTING_ATTEMPTS`` the build fails rather than
+        deleted between pages cannot shift another out of the listing. The count
+        before tells when the pages are done; the count after must equal the records
+        listed, or the listing is taken again, and after ``LISTING_ATTEMPTS`` the build fails rather than
         publish a table with records missing. An unchanged run of 100,000 records
         costs four requests: two counts and two pages.
         """
@@ -199,7 +199,9 @@ class DocDB:
             expected = self.count(filter_query)
             listing = self._list_pages(filter_query or {}, expected)
             after = self.count(filter_query)
-            if len(listing) == expected == after:
+            if len(listing) == after:
+                # A record written behind the pages (already listed, or inserted
+                # before them) changes the count without changing the listing.
                 return listing
             with self._lock:
                 self.listing_retries += 1
