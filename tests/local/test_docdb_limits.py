@@ -151,7 +151,8 @@ def test_unchanged_listing_is_two_counts_and_the_pages(small_pages: None, corpus
         stats = server.stats()
     assert listing == {r["_id"]: r["_last_modified"] for r in corpus}
     # 60 records in pages of 25: three pages and the two counts.
-    assert stats["requests_by_endpoint"]["find"] == 3 and stats["requests_by_endpoint"]["count_documents"] == 2
+    by_endpoint = stats["requests_by_endpoint"]
+    assert by_endpoint["find"] == 3 and by_endpoint["count_documents"] == 2
     assert db.listing_retries == 0
 
 
