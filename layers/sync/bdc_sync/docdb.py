@@ -106,7 +106,7 @@ class DocDB:
         *,
         version: str = "v2",
         plain_http: bool = False,
-        max_concurrency: int = 2,
+        max_concurrency: int = 1,
         retries: int = 6,
         backoff_seconds: float = 0.5,
     ) -> None:
