@@ -41,8 +41,14 @@ from biodata_cache import layout  # noqa: E402
 RESULTS = REPO / "bench" / "results" / "docdb_limits.json"
 
 
-def run_with_cap(corpus_path: Path, records: list[dict], cap: int, workers: int, seed: int) -> dict[str, Any]:
-    config = StackConfig(worker_timeout_seconds=900, extra_env={"DOCDB_MAX_CONCURRENCY": str(cap)})
+def run_with_cap(
+    corpus_path: Path, records: list[dict], cap: int, workers: int, seed: int, settings: dict[str, Any]
+) -> dict[str, Any]:
+    config = StackConfig(
+        worker_timeout_seconds=900,
+        extra_env={"DOCDB_MAX_CONCURRENCY": str(cap)},
+        docdb_settings=settings,
+    )
     with local_stack(corpus_path, config=config) as stack:
         stack.load_sources(records, seed=seed)
         stack.docdb_admin("reset_stats", {})
@@ -81,8 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--caps", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument(
+        "--stand-in-settings",
+        default="{}",
+        help="JSON options over the gateway profile, e.g. '{\"max_in_flight\": 4}' for a busier service",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    settings = json.loads(args.stand_in_settings)
 
     workdir = Path(tempfile.mkdtemp(prefix="bdc-bench-limits-"))
     records = corpus.generate_corpus(args.n, seed=args.seed, size_profile="realistic")
@@ -91,11 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     corpus.write_jsonl(records, corpus_path)
     print(
         f"corpus: {len(records)} records, median {sizes[len(sizes) // 2] / 1e3:.0f} KB, "
-        f"largest {sizes[-1] / 1e3:.0f} KB, {sum(sizes) / 1e6:.0f} MB in all; {args.workers} workers"
+        f"largest {sizes[-1] / 1e3:.0f} KB, {sum(sizes) / 1e6:.0f} MB in all; {args.workers} workers; "
+        f"gateway profile with {settings or 'no changes'}"
     )
     rows = []
     for cap in args.caps:
-        row = run_with_cap(corpus_path, records, cap, args.workers, args.seed)
+        row = run_with_cap(corpus_path, records, cap, args.workers, args.seed, settings)
         rows.append(row)
         base = rows[0]["wall_seconds"] or 1.0
         statuses = row["responses_by_status"]
@@ -110,7 +123,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
-        json.dumps({"corpus_records": len(records), "workers": args.workers, "runs": rows}, indent=1) + "\n"
+        json.dumps(
+            {
+                "corpus_records": len(records),
+                "workers": args.workers,
+                "stand_in_settings": settings,
+                "runs": rows,
+            },
+            indent=1,
+        )
+        + "\n"
     )
     print(f"written to {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out}")
     return 0
