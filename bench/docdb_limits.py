@@ -7,7 +7,7 @@ For each DocDB concurrency cap (requests in flight per worker, DOCDB_MAX_CONCURR
 a fresh local stack serves the same corpus (``size_profile="realistic"``: 50-130 KB a
 record, a tail near 300 KB) through the stand-in's ``gateway`` profile: Lambda's
 6,291,556-byte envelope limit answered 502, 40 ms a request plus 50 ms a MB, the
-29 s integration timeout, 429 without Retry-After beyond 16 requests in flight. One
+29 s integration timeout, 429 without Retry-After beyond 32 requests in flight. One
 full nightly run with ``--workers`` workers; printed per cap: wall time, DocDB requests,
 what the client absorbed (splits, 502/504/429, listing retries, records skipped) and
 the most requests the stand-in had in flight. Ratios are against the first cap, in the

@@ -59,7 +59,7 @@ class StackConfig:
     worker_timeout_seconds: int = 900
     # The DocDB stand-in behaves like the API Gateway + Lambda in front of the real
     # service (bdc_local.docdb_server.GATEWAY: envelope limit answered 502, 29 s
-    # integration timeout, latency by request and by MB, throttling beyond 16 requests
+    # integration timeout, latency by request and by MB, throttling beyond 32 requests
     # in flight, 10,240-character URLs, 403 for unknown routes); "permissive" is the
     # old kind stand-in. `docdb_settings` overrides single options of the profile.
     docdb_profile: str = "gateway"
