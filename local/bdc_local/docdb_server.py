@@ -17,6 +17,14 @@ in-memory corpus so the code can be exercised end to end on a laptop or in CI:
 ``GET  /{v1|v2}/metadata_index/data_assets/count_documents``
     optional ``filter``; answers ``{"total_record_count": N, "filtered_record_count": M}``.
 
+With ``--profile gateway`` (:data:`GATEWAY`, what the local stack uses) it behaves
+like the API Gateway + Lambda in front of the real service: the answer limit counts
+the body escaped into Lambda's response envelope and is answered 502 (also for one
+record over it), a 29 s integration timeout answers 504 while the work goes on,
+latency grows by request and by MB, more than ``max_in_flight`` requests are refused
+with 429 without ``Retry-After``, URLs over 10,240 characters get 414 and unknown
+routes 403. The default (``permissive``) profile is the kinder stand-in below.
+
 Beyond the protocol it models what matters for performance and robustness tests:
 indexes on ``_id``, ``name`` and ``subject.subject_id`` (equality and ``$in`` are
 answered without a scan), injected latency per request and per returned record,

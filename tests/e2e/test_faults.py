@@ -596,9 +596,9 @@ def test_docdb_gateway_limits_split_batches_and_skip_what_cannot_be_returned(
     path = tmp_path / "records.jsonl"
     write_jsonl([*fault_corpus, huge], path)
     # The gateway profile, with its 29 s timeout scaled down: batches over ~0.5 MB of
-    # answer take longer than the 0.5 s timeout (1 s a MB), and at most 4 requests in
+    # answer take longer than the 0.5 s timeout (1 s a MB), and at most 3 requests in
     # flight (work after a 504 included) before 429s without Retry-After.
-    settings = {"integration_timeout_seconds": 0.5, "per_mb_ms": 1000.0, "max_in_flight": 4}
+    settings = {"integration_timeout_seconds": 0.5, "per_mb_ms": 1000.0, "max_in_flight": 3}
     config = StackConfig(worker_timeout_seconds=60, extra_env=FAST_ENV, docdb_settings=settings)
     with local_stack(path, config=config) as stack:
         run = run_tables(stack)
@@ -633,7 +633,7 @@ def test_docdb_gateway_limits_split_batches_and_skip_what_cannot_be_returned(
         injected=(
             f"corpus of real sizes (largest {compact_size(largest) // 1000} KB) plus one record of "
             f"{huge_size / 1e6:.1f} MB; stand-in `gateway` profile: envelope limit 6,291,556 B answered "
-            "502, timeout scaled to 0.5 s at 1 s/MB, 4 requests in flight before 429 without Retry-After"
+            "502, timeout scaled to 0.5 s at 1 s/MB, 3 requests in flight before 429 without Retry-After"
         ),
         survived=(
             f"{by_status.get('502', 0)}×502, {by_status.get('504', 0)}×504, {by_status.get('429', 0)}×429 "

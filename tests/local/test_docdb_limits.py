@@ -8,6 +8,7 @@ stay small and the tests fast, but every code path is the production one.
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -123,6 +124,34 @@ def test_throttling_without_retry_after_is_retried_with_backoff(corpus: list[dic
     assert stats["faults_injected"] > 0
     retried = db._local.client.session.request_counter.snapshot()["retries_by_status"]
     assert sum(retried.values()) == stats["faults_injected"]
+
+
+def test_load_beyond_the_cap_is_throttled_and_retried(corpus: list[dict]) -> None:
+    # One request in flight at most, each taking 0.1 s: a reader with four at once is
+    # refused (429, no Retry-After) and gets everything through its backoff.
+    with server_for(corpus, max_in_flight=1, latency_ms=100.0) as server:
+        db = reader(server, max_concurrency=4, retries=8)
+        ids = [r["_id"] for r in corpus[:24]]
+        assert {r["_id"] for r in db.fetch_by_ids(ids, batch_size=3)} == set(ids)
+        stats = server.stats()
+    assert stats["throttled"] > 0 and stats["responses_by_status"]["429"] == stats["throttled"]
+    assert stats["peak_in_flight"] == 1
+
+
+def test_throttled_answers_carry_no_retry_after(corpus: list[dict]) -> None:
+    import threading
+
+    import requests
+
+    with server_for(corpus, max_in_flight=1, latency_ms=300.0) as server:
+        url = f"{server.url}/v2/metadata_index/data_assets/count_documents"
+        slow = threading.Thread(target=requests.get, args=(url,), kwargs={"timeout": 5})
+        slow.start()
+        time.sleep(0.1)
+        refused = requests.get(url, timeout=5)
+        slow.join()
+    assert refused.status_code == 429 and "Retry-After" not in refused.headers
+    assert refused.json() == {"message": "Too Many Requests"}
 
 
 # -- the listing ---------------------------------------------------------------------
