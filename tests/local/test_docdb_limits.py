@@ -173,6 +173,15 @@ def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(docdb_module, "LISTING_PAGE", 25)
 
 
+def test_a_full_listing_page_fits_the_lambda_envelope() -> None:
+    # LISTING_PAGE entries of the longest usual shape (uuid ids, microsecond offsets).
+    from bdc_local.docdb_server import LAMBDA_RESPONSE_LIMIT, answer_size, dumps
+
+    entry = dumps({"_id": str(uuid.uuid4()), "_last_modified": "2025-01-10T12:34:56.123456+00:00"})
+    size = answer_size([entry] * docdb_module.LISTING_PAGE, "envelope")
+    assert 0.8 * LAMBDA_RESPONSE_LIMIT < size < 0.9 * LAMBDA_RESPONSE_LIMIT, size
+
+
 def test_unchanged_listing_is_two_counts_and_the_pages(small_pages: None, corpus: list[dict]) -> None:
     with server_for(corpus) as server:
         db = reader(server)
