@@ -629,7 +629,7 @@ def test_docdb_gateway_limits_split_batches_and_skip_what_cannot_be_returned(
     assert lost == 0, (lost_qc, lost_basics)
     fault_report.record(
         "docdb-gateway-limits",
-        fault="DocDB API at the gateway's limits (response size, 29 s timeout, throttling)",
+        fault="DocDB API at the gateway's limits (response size, integration timeout)",
         injected=(
             f"corpus of real sizes (largest {compact_size(largest) // 1000} KB) plus one record of "
             f"{huge_size / 1e6:.1f} MB; stand-in `gateway` profile: envelope limit 6,291,556 B answered "

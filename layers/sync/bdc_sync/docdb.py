@@ -69,27 +69,32 @@ def escaped_size(body: bytes) -> int:
 
 
 class _BatchSizer:
-    """Ids per request for one projection, from the bytes records of it came back as."""
+    """Values per request for one projection, from the bytes earlier answers took.
+
+    Counted per value asked (an id, or a subject id with all its records), so the
+    estimate holds whatever number of records a value brings back.
+    """
 
     def __init__(self, most: int) -> None:
         self.most = max(1, most)
         self.ceiling = self.most
-        self.records = 0
+        self.values = 0
         self.bytes = 0
         self._lock = threading.Lock()
 
     def next_size(self) -> int:
         with self._lock:
-            if self.records == 0:
+            if self.values == 0:
                 return min(FIRST_BATCH, self.ceiling)
-            per_record = self.bytes / self.records
-            return max(1, min(self.ceiling, int(BATCH_BYTES / max(per_record, 1.0))))
+            per_value = self.bytes / self.values
+            return max(1, min(self.ceiling, int(BATCH_BYTES / max(per_value, 1.0))))
 
-    def observe(self, records: int, size: int, batch: int) -> None:
+    def observe(self, values: int, size: int) -> None:
         with self._lock:
-            self.records += records
+            self.values += values
             self.bytes += size
-            if batch >= self.ceiling and self.ceiling < self.most:
+            if values >= self.ceiling and self.ceiling < self.most:
+                # A batch at the ceiling fitted: let the ceiling grow back by a quarter.
                 self.ceiling = min(self.most, self.ceiling + max(1, self.ceiling // 4))
 
     def too_large(self, batch: int) -> None:
@@ -316,7 +321,7 @@ class DocDB:
             return self._match_in(field, batch[:middle], projection, sizer) + self._match_in(
                 field, batch[middle:], projection, sizer
             )
-        sizer.observe(len(records), getattr(self._local, "last_size", 0), len(batch))
+        sizer.observe(len(batch), getattr(self._local, "last_size", 0))
         return records
 
     def _match_one(
