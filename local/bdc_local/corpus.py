@@ -1729,11 +1729,15 @@ def iter_corpus(n: int = 2000, *, seed: int = 0, subjects: int | None = None) ->
     yield from _CorpusBuilder(seed).records(n, n_subjects)
 
 
-def generate_corpus(n: int = 2000, *, seed: int = 0, subjects: int | None = None) -> list[Record]:
+def generate_corpus(
+    n: int = 2000, *, seed: int = 0, subjects: int | None = None, size_profile: str | None = None
+) -> list[Record]:
     """``n`` realistic v2 records, identical for identical arguments.
 
     Records come in order of acquisition start, each raw asset followed by its derived
     assets. ``subjects`` defaults to ``n / 12`` (AIND's ratio of assets to subjects).
+    ``size_profile="realistic"`` grows the records to real sizes (50-130 KB, a tail
+    near 300 KB) without changing what the tables read (``bdc_local.record_sizes``).
     """
     # Building ~10^7 small containers triggers many full GC passes that find no cycles;
     # pausing the collector halves the run time.
@@ -1741,6 +1745,10 @@ def generate_corpus(n: int = 2000, *, seed: int = 0, subjects: int | None = None
     gc.disable()
     try:
         records = list(iter_corpus(n, seed=seed, subjects=subjects))
+        if size_profile is not None:
+            from bdc_local.record_sizes import apply_profile
+
+            apply_profile(records, size_profile, seed=seed)
     finally:
         if was_enabled:
             gc.enable()

@@ -17,6 +17,14 @@ in-memory corpus so the code can be exercised end to end on a laptop or in CI:
 ``GET  /{v1|v2}/metadata_index/data_assets/count_documents``
     optional ``filter``; answers ``{"total_record_count": N, "filtered_record_count": M}``.
 
+With ``--profile gateway`` (:data:`GATEWAY`, what the local stack uses) it behaves
+like the API Gateway + Lambda in front of the real service: the answer limit counts
+the body escaped into Lambda's response envelope and is answered 502 (also for one
+record over it), a 29 s integration timeout answers 504 while the work goes on,
+latency grows by request and by MB, more than ``max_in_flight`` requests are refused
+with 429 without ``Retry-After``, URLs over 10,240 characters get 414 and unknown
+routes 403. The default (``permissive``) profile is the kinder stand-in below.
+
 Beyond the protocol it models what matters for performance and robustness tests:
 indexes on ``_id``, ``name`` and ``subject.subject_id`` (equality and ``$in`` are
 answered without a scan), injected latency per request and per returned record,
@@ -112,6 +120,19 @@ def load_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 class PayloadTooLargeError(Exception):
     """An aggregate result that the gateway could not return in one response."""
+
+
+def escaped_extra(text: str) -> int:
+    """Characters ``text`` gains when escaped into a JSON string (quotes, backslashes)."""
+    return text.count('"') + text.count("\\")
+
+
+def answer_size(texts: Sequence[str], mode: str) -> int:
+    """Size of a JSON array of ``texts`` as the limit counts it (see ``limit_mode``)."""
+    size = sum(len(t) for t in texts) + max(len(texts) - 1, 0) + 2
+    if mode == "envelope":
+        size += sum(escaped_extra(t) for t in texts) + 2 + ENVELOPE_OVERHEAD
+    return size
 
 
 # --------------------------------------------------------------------------------------
@@ -369,22 +390,79 @@ class Collection:
 # --------------------------------------------------------------------------------------
 # Configuration and statistics
 # --------------------------------------------------------------------------------------
+#: Lambda's limit on a synchronous response, over the whole envelope.
+LAMBDA_RESPONSE_LIMIT = 6_291_556
+#: The proxy envelope around the escaped body: statusCode, headers, isBase64Encoded.
+ENVELOPE_OVERHEAD = 160
+
+
 @dataclass
 class ServerConfig:
-    """Run-time behaviour of the stand-in; change it with :meth:`DocDBServer.configure`."""
+    """Run-time behaviour of the stand-in; change it with :meth:`DocDBServer.configure`.
+
+    The defaults are the permissive stand-in the unit tests were written against;
+    :data:`GATEWAY` holds the settings that behave like API Gateway + Lambda (what
+    the local stack, the e2e tests and the bench use).
+    """
 
     payload_limit_bytes: int = 6_000_000
+    # "body": the limit counts the compact JSON body; "envelope": the body escaped into
+    # the JSON string of a Lambda proxy response plus the envelope, as Lambda counts it.
+    limit_mode: str = "body"
+    # Status of an answer over the limit: the library documents 413 for its base-URL
+    # GET; a Lambda-proxy answer over Lambda's limit reaches the client as 502.
+    oversize_status: int = 413
+    # A find page whose first record alone is over the limit: answered with it (the
+    # permissive default) or refused with `oversize_status` (what Lambda does).
+    return_oversized_single: bool = True
     latency_ms: float = 0.0
     per_record_ms: float = 0.0
+    # Latency by bytes: ms per MB of answer body (a Lambda reads, converts and sends it).
+    per_mb_ms: float = 0.0
+    # API Gateway's integration timeout: the client gets 504 while the work goes on
+    # (and keeps counting towards `max_in_flight`) until it is done. None: no timeout.
+    integration_timeout_seconds: float | None = None
+    # Load-driven throttling: more API requests than this in flight (work after a 504
+    # included) are answered `throttle_status` at once. None: no cap.
+    max_in_flight: int | None = None
+    throttle_status: int = 429
+    # Injected and load-driven 429s carry `Retry-After: 0` (True) or, like API
+    # Gateway's throttle, no Retry-After at all (False).
+    retry_after_on_429: bool = True
     fault_rate: float = 0.0
     fault_statuses: tuple[int, ...] = (429, 503)
     down: bool = False
     # The real gateway cannot return an aggregate result over the payload limit.
     enforce_aggregate_limit: bool = True
     # API Gateway refuses URLs longer than 10,240 characters (regional REST API; 8,192
-    # edge-optimized) with 414. Off by default; set it to catch find filters (e.g. long
-    # `$in` lists) that only work locally. Counted over path and query string.
-    max_url_bytes: int | None = None
+    # edge-optimized) with 414, counted over the full URL (scheme, host, path, query).
+    max_url_bytes: int | None = 10_240
+    # Status of a request to a route that does not exist (or a wrong method): API
+    # Gateway answers 403 {"message": "Missing Authentication Token"}.
+    unknown_route_status: int = 404
+
+
+#: What the gateway in front of the real service does, as far as the client library,
+#: AWS's documented limits and other callers tell (bench/docdb_canary.py settles the
+#: rest against the live API). Latency: 40 ms a request, 50 ms a MB. The cap of 32
+#: requests in flight is an assumption (the service's Lambda concurrency is not
+#: public): what the default deployment makes at most (32 workers x 1), so the old
+#: 4 a worker (128) meets throttling here, as it might there.
+GATEWAY: dict[str, Any] = {
+    "payload_limit_bytes": LAMBDA_RESPONSE_LIMIT,
+    "limit_mode": "envelope",
+    "oversize_status": 502,
+    "return_oversized_single": False,
+    "latency_ms": 40.0,
+    "per_mb_ms": 50.0,
+    "integration_timeout_seconds": 29.0,
+    "max_in_flight": 32,
+    "throttle_status": 429,
+    "retry_after_on_429": False,
+    "max_url_bytes": 10_240,
+    "unknown_route_status": 403,
+}
+PROFILES: dict[str, dict[str, Any]] = {"permissive": {}, "gateway": GATEWAY}
 
 
 def _validated(config: ServerConfig, changes: Mapping[str, Any]) -> ServerConfig:
@@ -414,18 +492,41 @@ def _validated(config: ServerConfig, changes: Mapping[str, Any]) -> ServerConfig
     max_url = values["max_url_bytes"]
     if max_url is not None and (isinstance(max_url, bool) or not isinstance(max_url, int) or max_url < 1):
         raise ValueError("max_url_bytes must be a positive integer or null")
-    for flag in ("down", "enforce_aggregate_limit"):
+    for flag in ("down", "enforce_aggregate_limit", "return_oversized_single", "retry_after_on_429"):
         if not isinstance(values[flag], bool):
             raise ValueError(f"{flag} must be a boolean")
+    if values["limit_mode"] not in ("body", "envelope"):
+        raise ValueError("limit_mode must be 'body' or 'envelope'")
+    for name in ("oversize_status", "throttle_status", "unknown_route_status"):
+        status = values[name]
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+            raise ValueError(f"{name} must be an HTTP error status")
+    timeout = values["integration_timeout_seconds"]
+    if timeout is not None:
+        timeout = number("integration_timeout_seconds", 0.001)
+    in_flight = values["max_in_flight"]
+    if in_flight is not None and (
+        isinstance(in_flight, bool) or not isinstance(in_flight, int) or in_flight < 1
+    ):
+        raise ValueError("max_in_flight must be a positive integer or null")
     return ServerConfig(
         payload_limit_bytes=limit,
+        limit_mode=values["limit_mode"],
+        oversize_status=values["oversize_status"],
+        return_oversized_single=values["return_oversized_single"],
         latency_ms=number("latency_ms", 0.0),
         per_record_ms=number("per_record_ms", 0.0),
+        per_mb_ms=number("per_mb_ms", 0.0),
+        integration_timeout_seconds=timeout,
+        max_in_flight=in_flight,
+        throttle_status=values["throttle_status"],
+        retry_after_on_429=values["retry_after_on_429"],
         fault_rate=number("fault_rate", 0.0, 1.0),
         fault_statuses=tuple(statuses),
         down=values["down"],
         enforce_aggregate_limit=values["enforce_aggregate_limit"],
         max_url_bytes=max_url,
+        unknown_route_status=values["unknown_route_status"],
     )
 
 
@@ -441,6 +542,10 @@ class _Stats:
     faults_injected: int = 0
     processing_seconds: float = 0.0
     injected_latency_seconds: float = 0.0
+    timeouts: int = 0  # answered 504 at the integration timeout
+    throttled: int = 0  # refused for load (max_in_flight)
+    oversized: int = 0  # refused for the payload limit
+    peak_in_flight: int = 0
 
 
 @dataclass
@@ -463,8 +568,9 @@ def _error(status: int, message: str, endpoint: str | None = None) -> _Response:
 
 # Bodies as the API Gateway words them.
 _FAULT_MESSAGES = {
+    403: "Missing Authentication Token",
     429: "Too Many Requests",
-    502: "Bad Gateway",
+    502: "Internal server error",
     503: "Service Unavailable",
     504: "Endpoint request timed out",
 }
@@ -549,7 +655,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         url = urlsplit(self.path)
         docdb = cast(_HTTPServer, self.server).docdb
-        response = docdb.handle(method, url.path, url.query, body)
+        response = docdb.handle(method, url.path, url.query, body, self.headers.get("Host", ""))
         self.send_response(response.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(response.payload)))
@@ -589,8 +695,10 @@ class DocDBServer:
     ``bdc_sync.docdb_session.build_session(plain_http=True)`` since this server speaks
     plain HTTP while the client always builds ``https://`` URLs.
 
-    ``payload_limit_bytes``, ``latency_ms``, ``per_record_ms``, ``fault_rate``,
-    ``fault_statuses`` and ``max_url_bytes`` are the initial :class:`ServerConfig`
+    ``profile`` (``"permissive"``, the :class:`ServerConfig` defaults, or ``"gateway"``,
+    :data:`GATEWAY`) sets the initial configuration; ``payload_limit_bytes``,
+    ``latency_ms``, ``per_record_ms``, ``fault_rate``, ``fault_statuses`` and
+    ``max_url_bytes`` override it when given, and ``settings`` overrides any option
     (see :meth:`configure`); ``seed`` seeds the fault RNG; ``warm_cache`` serialises every record in the
     background after :meth:`start` so first lookups do not pay for the JSON encoding.
     """
@@ -602,14 +710,16 @@ class DocDBServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        payload_limit_bytes: int = 6_000_000,
-        latency_ms: float = 0.0,
-        per_record_ms: float = 0.0,
-        fault_rate: float = 0.0,
-        fault_statuses: Sequence[int] = (429, 503),
+        payload_limit_bytes: int | None = None,
+        latency_ms: float | None = None,
+        per_record_ms: float | None = None,
+        fault_rate: float | None = None,
+        fault_statuses: Sequence[int] | None = None,
         seed: int = 0,
         warm_cache: bool = True,
-        max_url_bytes: int | None = None,
+        max_url_bytes: int | object | None = ...,
+        profile: str = "permissive",
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         self._warm_cache = warm_cache
         self._collections = {
@@ -619,21 +729,25 @@ class DocDBServer:
         # One lock for data access: query evaluation is CPU-bound under the GIL anyway,
         # and it keeps upserts atomic with respect to in-flight queries.
         self._data_lock = threading.RLock()
-        self._config = _validated(
-            ServerConfig(),
-            {
-                "payload_limit_bytes": payload_limit_bytes,
-                "latency_ms": latency_ms,
-                "per_record_ms": per_record_ms,
-                "fault_rate": fault_rate,
-                "fault_statuses": tuple(fault_statuses),
-                "max_url_bytes": max_url_bytes,
-            },
-        )
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(PROFILES)}")
+        given = {
+            "payload_limit_bytes": payload_limit_bytes,
+            "latency_ms": latency_ms,
+            "per_record_ms": per_record_ms,
+            "fault_rate": fault_rate,
+            "fault_statuses": tuple(fault_statuses) if fault_statuses is not None else None,
+        }
+        changes = {**PROFILES[profile], **{k: v for k, v in given.items() if v is not None}}
+        if max_url_bytes is not ...:  # None (no limit) is a value here
+            changes["max_url_bytes"] = max_url_bytes
+        # The profile, then the explicit arguments, then `settings` (any ServerConfig option).
+        self._config = _validated(ServerConfig(), {**changes, **(settings or {})})
         self._config_lock = threading.Lock()
         self._rng = random.Random(seed)
         self._stats = _Stats()
         self._stats_lock = threading.Lock()
+        self._in_flight = 0
         self._bind = (host, port)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -759,8 +873,10 @@ class DocDBServer:
     def configure(self, **changes: Any) -> dict[str, Any]:
         """Change the run-time behaviour; returns the new configuration.
 
-        Options: ``latency_ms``, ``per_record_ms``, ``fault_rate``, ``fault_statuses``,
-        ``down``, ``payload_limit_bytes``, ``enforce_aggregate_limit``,
+        Options: every :class:`ServerConfig` field (``latency_ms``, ``per_record_ms``,
+        ``per_mb_ms``, ``integration_timeout_seconds``, ``max_in_flight``, ``fault_rate``,
+        ``fault_statuses``, ``down``, ``payload_limit_bytes``, ``limit_mode``,
+        ``oversize_status``, ``enforce_aggregate_limit``,
         ``max_url_bytes``, and ``seed`` (reseeds the fault RNG). Unknown options and
         out-of-range values raise :class:`ValueError` and change nothing.
         """
@@ -797,27 +913,77 @@ class DocDBServer:
         return self._collections[version]
 
     # -- request handling -----------------------------------------------------------
-    def handle(self, method: str, path: str, query: str, body: bytes) -> _Response:
+    def handle(self, method: str, path: str, query: str, body: bytes, host: str = "") -> _Response:
         """Answer one HTTP request (called from the handler threads)."""
         if path.startswith("/_admin/"):
             try:
                 return self._admin(method, path[len("/_admin/") :], query, body)
             except (ValueError, TypeError) as exc:
                 return _error(400, str(exc))
-        response = self._api(method, path, query, body)
         with self._config_lock:
             config = self._config
-        delay = (config.latency_ms + config.per_record_ms * response.records) / 1000.0
-        if delay > 0:
-            time.sleep(delay)
-        self._record(response, delay)
+        with self._stats_lock:
+            busy = config.max_in_flight is not None and self._in_flight >= config.max_in_flight
+            if not busy:
+                self._in_flight += 1
+                self._stats.peak_in_flight = max(self._stats.peak_in_flight, self._in_flight)
+        if busy:
+            # Load-driven throttling: refused at once, like a gateway or Lambda at its cap.
+            message = _FAULT_MESSAGES.get(config.throttle_status, "Throttled")
+            response = _error(config.throttle_status, message, path.rsplit("/", 1)[-1])
+            if config.throttle_status == 429 and config.retry_after_on_429:
+                response.headers["Retry-After"] = "0"
+            with self._stats_lock:
+                self._stats.throttled += 1
+            self._record(response, 0.0)
+            return response
+
+        def work() -> tuple[_Response, float]:
+            try:
+                response = self._api(method, path, query, body, host)
+                delay = (
+                    config.latency_ms
+                    + config.per_record_ms * response.records
+                    + config.per_mb_ms * len(response.payload) / 1e6
+                ) / 1000.0
+                if delay > 0:
+                    time.sleep(delay)
+                return response, delay
+            finally:
+                with self._stats_lock:
+                    self._in_flight -= 1
+
+        timeout = config.integration_timeout_seconds
+        if timeout is None:
+            response, delay = work()
+            self._record(response, delay)
+            return response
+        outcome: list[tuple[_Response, float]] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                outcome.append(work())
+            finally:
+                done.set()
+
+        # The work runs on, holding its place in flight, after the gateway gives up.
+        threading.Thread(target=run, name="docdb-integration", daemon=True).start()
+        if done.wait(timeout) and outcome:
+            response, delay = outcome[0]
+            self._record(response, delay)
+            return response
+        response = _error(504, _FAULT_MESSAGES[504], path.rsplit("/", 1)[-1])
+        with self._stats_lock:
+            self._stats.timeouts += 1
+        self._record(response, timeout)
         return response
 
     def _record(self, response: _Response, delay: float) -> None:
         with self._stats_lock:
             stats = self._stats
             stats.requests_total += 1
-            endpoint = response.endpoint or "other"
+            endpoint = response.endpoint if response.endpoint in ENDPOINTS else "other"
             stats.requests_by_endpoint[endpoint] = stats.requests_by_endpoint.get(endpoint, 0) + 1
             status = str(response.status)
             stats.responses_by_status[status] = stats.responses_by_status.get(status, 0) + 1
@@ -840,21 +1006,29 @@ class DocDBServer:
                 return None
             return self._rng.choice(config.fault_statuses)
 
-    def _api(self, method: str, path: str, query: str, body: bytes) -> _Response:
+    def _api(self, method: str, path: str, query: str, body: bytes, host: str = "") -> _Response:
         started = time.perf_counter()
+        with self._config_lock:
+            config = self._config
         parts = path.strip("/").split("/")
+        gateway_routes = config.unknown_route_status == 403
         if len(parts) != 4 or parts[1:3] != [DATABASE, COLLECTION] or parts[3] not in ENDPOINTS:
-            return _error(404, f"Not Found: {path}")
+            if gateway_routes:
+                return _error(403, _FAULT_MESSAGES[403])
+            return _error(config.unknown_route_status, f"Not Found: {path}")
         version, endpoint = parts[0], parts[3]
         if version not in self._collections:
-            return _error(404, f"unknown API version: {version}", endpoint)
+            if gateway_routes:
+                return _error(403, _FAULT_MESSAGES[403], endpoint)
+            return _error(config.unknown_route_status, f"unknown API version: {version}", endpoint)
         if method != ENDPOINT_METHODS[endpoint]:
+            if gateway_routes:
+                return _error(403, _FAULT_MESSAGES[403], endpoint)
             response = _error(405, f"{method} not allowed on {endpoint}", endpoint)
             response.headers["Allow"] = ENDPOINT_METHODS[endpoint]
             return response
-        with self._config_lock:
-            config = self._config
-        url_length = len(path) + (len(query) + 1 if query else 0)
+        # The full URL the client sent: https://host/path?query.
+        url_length = len("https://") + len(host) + len(path) + (len(query) + 1 if query else 0)
         if config.max_url_bytes is not None and url_length > config.max_url_bytes:
             return _error(
                 414,
@@ -865,7 +1039,7 @@ class DocDBServer:
         if fault is not None:
             response = _error(fault, _FAULT_MESSAGES.get(fault, "Injected fault"), endpoint)
             response.headers["X-Local-Fault"] = "down" if config.down else "random"
-            if fault == 429:
+            if fault == 429 and config.retry_after_on_429:
                 response.headers["Retry-After"] = "0"
             return response
         try:
@@ -873,7 +1047,13 @@ class DocDBServer:
         except ValueError as exc:  # includes mongo.QueryError
             response = _error(400, str(exc), endpoint)
         except PayloadTooLargeError as exc:
-            response = _error(413, str(exc), endpoint)
+            with self._stats_lock:
+                self._stats.oversized += 1
+            if config.oversize_status == 502:
+                # API Gateway's answer when the Lambda's response is over the limit.
+                response = _error(502, _FAULT_MESSAGES[502], endpoint)
+            else:
+                response = _error(config.oversize_status, str(exc), endpoint)
         except Exception as exc:  # a bug here must not kill the handler thread
             log.exception("local DocDB failed on %s %s", method, path)
             response = _error(500, f"Internal server error: {exc}", endpoint)
@@ -898,7 +1078,7 @@ class DocDBServer:
             project = mongo.compile_projection(projection) if projection else None
             with self._data_lock:
                 selected = collection.select(filter_query, sort)
-                texts = _page(selected, skip, limit, config.payload_limit_bytes, collection, project)
+                texts = _page(selected, skip, limit, config, collection, project)
             return _Response(200, ("[" + ",".join(texts) + "]").encode(), records=len(texts))
         if endpoint == "aggregate":
             try:
@@ -910,7 +1090,7 @@ class DocDBServer:
             with self._data_lock:
                 docs = collection.aggregate(pipeline)
                 texts = [collection.to_json(d) for d in docs]
-            size = sum(len(t) for t in texts) + max(len(texts) - 1, 0) + 2
+            size = answer_size(texts, config.limit_mode)
             if config.enforce_aggregate_limit and size > config.payload_limit_bytes:
                 raise PayloadTooLargeError(
                     f"Response payload size ({size} bytes) exceeded maximum allowed payload "
@@ -992,20 +1172,31 @@ def _page(
     selected: list[dict[str, Any]],
     skip: int,
     limit: int,
-    payload_limit: int,
+    config: ServerConfig,
     collection: Collection,
     project: Any,
 ) -> list[str]:
-    """JSON texts of one find page, cut short where the payload limit would be exceeded."""
+    """JSON texts of one find page, cut short where the payload limit would be exceeded.
+
+    A first record that alone is over the limit is returned anyway, unless
+    ``return_oversized_single`` is off (then the page is refused, as Lambda would).
+    """
     end = len(selected) if limit == 0 else min(len(selected), skip + limit)
+    envelope = config.limit_mode == "envelope"
     texts: list[str] = []
-    size = 2  # the enclosing brackets
+    size = 2 + (2 + ENVELOPE_OVERHEAD if envelope else 0)  # brackets (quotes, envelope)
     for i in range(skip, end):
         record = selected[i]
         text = collection.to_json(record) if project is None else dumps(project(record))
-        extra = len(text) + (1 if texts else 0)
-        if texts and size + extra > payload_limit:
-            break  # the gateway answers a short page; the client pages on with skip
+        extra = len(text) + (1 if texts else 0) + (escaped_extra(text) if envelope else 0)
+        if size + extra > config.payload_limit_bytes:
+            if texts:
+                break  # the gateway answers a short page; the client pages on with skip
+            if not config.return_oversized_single:
+                raise PayloadTooLargeError(
+                    f"Response payload size ({size + extra} bytes) exceeded maximum allowed payload "
+                    f"size ({config.payload_limit_bytes} bytes)"
+                )
         texts.append(text)
         size += extra
     return texts
@@ -1032,21 +1223,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--port-file", type=Path, help="write the bound port here once listening")
-    parser.add_argument("--latency-ms", type=float, default=0.0)
-    parser.add_argument("--per-record-ms", type=float, default=0.0)
-    parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="permissive",
+        help="gateway: behave like API Gateway + Lambda (limits, timeouts, throttling, 403s)",
+    )
+    parser.add_argument(
+        "--settings", default="", help="JSON object of ServerConfig options applied over the profile"
+    )
+    parser.add_argument("--latency-ms", type=float, default=None)
+    parser.add_argument("--per-record-ms", type=float, default=None)
+    parser.add_argument("--fault-rate", type=float, default=None)
     parser.add_argument(
         "--fault-statuses",
-        default="429,503",
+        default=None,
         help="comma-separated statuses injected at --fault-rate",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--payload-limit-bytes", type=int, default=6_000_000)
+    parser.add_argument("--payload-limit-bytes", type=int, default=None)
     parser.add_argument(
         "--max-url-bytes",
         type=int,
         default=None,
-        help="answer 414 for longer URLs, like API Gateway (10240 for a regional REST API)",
+        help="answer 414 for longer URLs (default 10240, API Gateway's regional REST API limit)",
     )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
@@ -1061,9 +1261,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency_ms=args.latency_ms,
         per_record_ms=args.per_record_ms,
         fault_rate=args.fault_rate,
-        fault_statuses=[int(s) for s in args.fault_statuses.split(",") if s.strip()],
+        fault_statuses=(
+            [int(s) for s in args.fault_statuses.split(",") if s.strip()] if args.fault_statuses else None
+        ),
         seed=args.seed,
-        max_url_bytes=args.max_url_bytes,
+        profile=args.profile,
+        settings=json.loads(args.settings) if args.settings else None,
+        **({"max_url_bytes": args.max_url_bytes} if args.max_url_bytes is not None else {}),
     )
     stop = threading.Event()
 

@@ -57,10 +57,17 @@ class StackConfig:
     ledger_table: str = "bdc-run-ledger"
     max_receives: int = 3
     worker_timeout_seconds: int = 900
-    docdb_latency_ms: float = 0.0
-    docdb_per_record_ms: float = 0.0
-    docdb_fault_rate: float = 0.0
-    docdb_payload_limit_bytes: int = 6_000_000
+    # The DocDB stand-in behaves like the API Gateway + Lambda in front of the real
+    # service (bdc_local.docdb_server.GATEWAY: envelope limit answered 502, 29 s
+    # integration timeout, latency by request and by MB, throttling beyond 32 requests
+    # in flight, 10,240-character URLs, 403 for unknown routes); "permissive" is the
+    # old kind stand-in. `docdb_settings` overrides single options of the profile.
+    docdb_profile: str = "gateway"
+    docdb_settings: dict[str, Any] = field(default_factory=dict)
+    docdb_latency_ms: float | None = None
+    docdb_per_record_ms: float | None = None
+    docdb_fault_rate: float | None = None
+    docdb_payload_limit_bytes: int | None = None
     log_level: str = "WARNING"
     extra_env: dict[str, str] = field(default_factory=dict)
     # Create the queues and the ledger through CloudFormation from template.yaml
@@ -269,13 +276,17 @@ def local_stack(
             "--corpus", str(corpus),
             "--port", "0",
             "--port-file", str(port_file),
-            "--latency-ms", str(config.docdb_latency_ms),
-            "--per-record-ms", str(config.docdb_per_record_ms),
-            "--fault-rate", str(config.docdb_fault_rate),
-            "--payload-limit-bytes", str(config.docdb_payload_limit_bytes),
-            # The real gateway's URL limit: a long `find` filter must fail here too.
-            "--max-url-bytes", "10240",
+            "--profile", config.docdb_profile,
+            "--settings", json.dumps(config.docdb_settings),
         ]  # fmt: skip
+        for flag, value in (
+            ("--latency-ms", config.docdb_latency_ms),
+            ("--per-record-ms", config.docdb_per_record_ms),
+            ("--fault-rate", config.docdb_fault_rate),
+            ("--payload-limit-bytes", config.docdb_payload_limit_bytes),
+        ):
+            if value is not None:
+                docdb_args += [flag, str(value)]
         if corpus_v1 is not None:
             docdb_args += ["--corpus-v1", str(corpus_v1)]
         processes.append(_start(docdb_args, workdir / "docdb.log"))

@@ -13,8 +13,8 @@ from bdc_local.stack import LocalStack, StackConfig, local_stack
 
 
 def corpus_with_real_records(real_records: dict[str, dict], n: int, seed: int) -> list[dict]:
-    """The four real records plus ``n`` generated ones."""
-    return [*real_records.values(), *generate_corpus(n, seed=seed)]
+    """The four real records plus ``n`` generated ones of real sizes (50-130 KB, a tail near 300 KB)."""
+    return [*real_records.values(), *generate_corpus(n, seed=seed, size_profile="realistic")]
 
 
 # Module scope: `make test` distributes whole files to workers (--dist loadfile), so

@@ -52,6 +52,8 @@ END = "<!-- fault-report:end -->"
 EXPECTED: tuple[str, ...] = (
     "docdb-bursts",
     "docdb-down",
+    "docdb-gateway-limits",
+    "docdb-listing-churn",
     "worker-exception",
     "worker-timeout",
     "poison-message",

@@ -17,6 +17,7 @@ chunked partitioned table with a companion, and a per-platform partitioned table
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import itertools
@@ -34,9 +35,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+import requests
 from botocore.exceptions import ClientError
 
 from bdc_local.corpus import generate_corpus, malformed_records, mutate_records, write_jsonl
+from bdc_local.record_sizes import compact_size, enlarge
 from bdc_local.runner import (
     FakeContext,
     LocalLambdas,
@@ -352,8 +355,10 @@ class Reference:
 
 @pytest.fixture(scope="session")
 def fault_corpus(real_records: dict[str, dict]) -> list[dict]:
-    # The four real records plus generated ones (as tests/e2e/conftest.py builds them).
-    return [*real_records.values(), *generate_corpus(GENERATED_RECORDS, seed=CORPUS_SEED)]
+    # The four real records plus generated ones of real sizes (50-130 KB, a tail near
+    # 300 KB), as tests/e2e/conftest.py builds them.
+    generated = generate_corpus(GENERATED_RECORDS, seed=CORPUS_SEED, size_profile="realistic")
+    return [*real_records.values(), *generated]
 
 
 @pytest.fixture(scope="session")
@@ -562,6 +567,158 @@ def test_docdb_down_for_good_fails_only_the_affected_tables(
         ),
         lost=lost,
     )
+
+
+
+def _largest_qc_record(corpus: list[dict]) -> dict:
+    """The corpus record with the largest QC metric values (the bulk of real records)."""
+    def has_dict_values(record: dict) -> bool:
+        metrics = (record.get("quality_control") or {}).get("metrics") or []
+        return any(isinstance(m, dict) and isinstance(m.get("value"), dict) for m in metrics)
+
+    with_values = [r for r in corpus if has_dict_values(r)]
+    return max(with_values, key=lambda r: len(json.dumps(r["quality_control"])))
+
+
+@GROUP_A
+def test_docdb_gateway_limits_split_batches_and_skip_what_cannot_be_returned(
+    reference: Reference, fault_corpus: list[dict], tmp_path: Path, fault_report: Any
+) -> None:
+    # One record whose QC alone is over Lambda's 6,291,556-byte response limit: a copy
+    # (new id) of a corpus record, so every other row stays the reference's.
+    source = _largest_qc_record(fault_corpus)
+    huge = enlarge(copy.deepcopy(source), 7_000_000, random.Random(1), qc_share=1.0)
+    huge["_id"] = "ffffffff-0000-4000-8000-000000000001"
+    huge["name"] = f"{source['name']}_oversized"
+    huge_size = compact_size(huge)
+    largest = max(fault_corpus, key=compact_size)
+    assert huge_size > 6_291_556 and compact_size(largest) > 250_000
+    path = tmp_path / "records.jsonl"
+    write_jsonl([*fault_corpus, huge], path)
+    # The gateway profile, with its 29 s timeout scaled down: batches over ~0.5 MB of
+    # answer take longer than the 0.5 s timeout (1 s a MB), and at most 3 requests in
+    # flight (work after a 504 included) before 429s without Retry-After.
+    settings = {"integration_timeout_seconds": 0.5, "per_mb_ms": 1000.0, "max_in_flight": 3}
+    config = StackConfig(worker_timeout_seconds=60, extra_env=FAST_ENV, docdb_settings=settings)
+    with local_stack(path, config=config) as stack:
+        run = run_tables(stack)
+        stats = stack.docdb_admin("stats")
+        report = run_report(stack, run.run_id)
+        after = snapshot(stack)
+        basics = read_table(stack, "asset_basics")
+
+    statuses = {name: item["status"] for name, item in run.tables.items()}
+    assert all(status == "succeeded" for status in statuses.values()), statuses
+    reported = {t["table"]: t for t in report["tables"]}
+    by_status = stats["responses_by_status"]
+    named = {s["id"]: s["reason"] for t in report["tables"] for s in t["unreturnable_sample"]}
+    splits = report["totals"]["docdb_splits"]
+    # Split on 502 (the oversized record's batches) and on 504 (slow batches) alike.
+    assert by_status.get("502", 0) > 0 and by_status.get("504", 0) > 0, by_status
+    assert stats["timeouts"] == by_status["504"] and splits > 0
+    # The over-limit record: skipped by the table that reads its QC, counted, named.
+    assert list(named) == [huge["_id"]] and reported["quality_control"]["unreturnable_records"] == 1
+    assert report["totals"]["unreturnable_records"] == 1
+    # The 300 KB record and every other one passed: the QC tables are the reference's,
+    # asset_basics (lean projection) has the reference rows plus the huge record.
+    lost_qc = differing(after, reference.before, ["quality_control", "qc_tag_status"])
+    got = basics.filter(pc.is_in(basics["_id"], pa.array(reference.basics["_id"].to_pylist())))
+    lost_basics = len(reference.basics["_id"].to_pylist()) - got.num_rows
+    lost_basics += 0 if huge["_id"] in basics["_id"].to_pylist() else 1
+    lost = len(lost_qc) + lost_basics
+    assert lost == 0, (lost_qc, lost_basics)
+    fault_report.record(
+        "docdb-gateway-limits",
+        fault="DocDB API at the gateway's limits (response size, integration timeout)",
+        injected=(
+            f"corpus of real sizes (largest {compact_size(largest) // 1000} KB) plus one record of "
+            f"{huge_size / 1e6:.1f} MB; stand-in `gateway` profile: envelope limit 6,291,556 B answered "
+            "502, timeout scaled to 0.5 s at 1 s/MB, 3 requests in flight before 429 without Retry-After"
+        ),
+        survived=(
+            f"{by_status.get('502', 0)}×502, {by_status.get('504', 0)}×504, {by_status.get('429', 0)}×429 "
+            f"on {stats['requests_total']} requests; {splits} batch splits; the "
+            f"{huge_size / 1e6:.1f} MB record skipped and named in the run report (quality_control), "
+            f"every table built; QC tables identical to the reference, asset_basics has all its rows"
+        ),
+        lost=lost,
+    )
+
+
+@GROUP_B
+def test_docdb_listing_written_to_between_pages_is_taken_again(
+    fault_corpus: list[dict], corpus_file: Path, monkeypatch: pytest.MonkeyPatch, fault_report: Any
+) -> None:
+    from bdc_sync import docdb as docdb_module
+
+    # Pages of 40 records, so a 154-record listing has four pages to write between.
+    monkeypatch.setattr(docdb_module, "LISTING_PAGE", 40)
+    ordered = sorted(r["_id"] for r in fault_corpus)
+    deleted = ordered[5]  # listed by the first page
+    inserted = {**copy.deepcopy(fault_corpus[10]), "_id": "00000000-0000-4000-8000-00000000000a"}
+    inserted["name"] = f"{inserted['name']}_inserted"
+    pages: Counter[str] = Counter()
+    lock = threading.Lock()
+    original = PlainHTTPAdapter.send
+    with local_stack(corpus_file, config=StackConfig(worker_timeout_seconds=60, extra_env=FAST_ENV)) as stack:
+
+        def between_pages(adapter: PlainHTTPAdapter, request: Any, *args: Any, **kwargs: Any) -> Any:
+            response = original(adapter, request, *args, **kwargs)
+            if "/v2/" not in request.url:
+                return response
+            with lock:
+                if "/count_documents" in request.url:
+                    pages["counts"] += 1  # each listing attempt starts and ends with a count
+                    return response
+                if "/find" not in request.url or "_last_modified" not in request.url:
+                    return response
+                counts = pages["counts"]
+                # First attempt: a listed record is deleted after its first page (the
+                # count after is one short). Second attempt: a record sorting before
+                # every page is inserted after its first page (one more than listed).
+                if counts == 1 and not pages["deleted"]:
+                    pages["deleted"] += 1
+                    stack.docdb_admin("delete?version=v2", [deleted])
+                elif counts == 3 and not pages["inserted"]:
+                    pages["inserted"] += 1
+                    stack.docdb_admin("upsert?version=v2", [inserted])
+            return response
+
+        monkeypatch.setattr(PlainHTTPAdapter, "send", between_pages)
+        run = run_tables(stack, tables=["asset_basics"])
+        monkeypatch.setattr(PlainHTTPAdapter, "send", original)
+        report = run_report(stack, run.run_id)
+        basics = read_table(stack, "asset_basics")
+        final_ids = docdb_ids(stack)
+
+    assert run.status("asset_basics") == "succeeded", run.tables
+    retries = {t["table"]: t for t in report["tables"]}["asset_basics"]["docdb_listing_retries"]
+    got = set(basics["_id"].to_pylist())
+    lost = len(final_ids - got) + len(got - final_ids)
+    assert pages["deleted"] == pages["inserted"] == 1
+    assert retries == 2 and deleted not in got and inserted["_id"] in got
+    assert lost == 0, (final_ids - got, got - final_ids)
+    fault_report.record(
+        "docdb-listing-churn",
+        fault="Records deleted and inserted while the listing pages",
+        injected="while asset_basics lists (pages of 40 by `_id` range): a listed record deleted after "
+        "the first page; on the next attempt a record sorting before every page inserted after the first",
+        survived=(
+            f"each time the listing disagreed with count_documents and was taken again ({retries} "
+            "retries); asset_basics "
+            f"built with exactly DocDB's {len(final_ids)} records (deleted one gone, inserted one in)"
+        ),
+        lost=lost,
+    )
+
+
+def docdb_ids(stack: LocalStack) -> set[str]:
+    """The ids DocDB holds now, from the stand-in itself (not through the code under test)."""
+    url = f"{stack.docdb_url}/v2/metadata_index/data_assets/find"
+    params = {"projection": json.dumps({"_id": 1}), "limit": "0", "skip": "0"}
+    response = requests.get(url, params=params, timeout=60)
+    response.raise_for_status()
+    return {record["_id"] for record in response.json()}
 
 
 # -- 2. A worker dies halfway --------------------------------------------------------------

@@ -239,8 +239,9 @@ def test_aggregate_over_payload_limit_is_413(server: DocDBServer, client: Metada
 
 def test_url_length_limit_like_api_gateway(server: DocDBServer, client: MetadataDbClient) -> None:
     ids = [f"{i:08d}-0000-0000-0000-000000000000" for i in range(300)]
-    assert client.retrieve_docdb_records({"_id": {"$in": ids}}) == []  # off by default
-    server.configure(max_url_bytes=10_240)
+    server.configure(max_url_bytes=None)
+    assert client.retrieve_docdb_records({"_id": {"$in": ids}}) == []  # without the limit
+    server.configure(max_url_bytes=10_240)  # the default
     with pytest.raises(requests.HTTPError) as caught:
         client.retrieve_docdb_records({"_id": {"$in": ids}})
     assert caught.value.response.status_code == 414

@@ -5,9 +5,15 @@ no retries of its own: one throttled (429) or failed (5xx) response from the API
 Gateway would abort a whole table build. This module builds a session that
 
 * retries 429 and 5xx responses, and connection/read errors, a bounded number of
-  times with exponential backoff plus jitter (so concurrent workers that were
-  throttled together do not retry in lock-step), honouring ``Retry-After``;
-* retries ``POST`` too: the client's ``aggregate`` endpoint is a read-only POST;
+  times with exponential backoff plus jitter from the first retry on (so concurrent
+  workers that were throttled together do not retry in lock-step, and a throttle
+  without ``Retry-After``, as API Gateway sends it, still gets a pause), honouring
+  ``Retry-After`` when there is one;
+* retries ``POST`` too: the client's ``aggregate`` endpoint is a read-only POST, but
+  not on 502 or 504: behind API Gateway those are also what an answer too large for
+  Lambda (502) or too slow for the gateway's 29 s (504) looks like, and repeating the
+  same batch six times cannot help. ``bdc_sync.docdb`` sees them at once and splits
+  the batch (or, for one id, retries it with its own backoff);
 * after the bound, hands the last error response back so the client's
   ``raise_for_status()`` raises :class:`requests.HTTPError` (connection errors raise
   :class:`requests.ConnectionError`);
@@ -22,8 +28,10 @@ Gateway would abort a whole table build. This module builds a session that
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import Counter
+from itertools import takewhile
 from types import TracebackType
 from typing import Any, Self
 
@@ -33,8 +41,13 @@ from urllib3.connectionpool import ConnectionPool
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
-#: Statuses worth retrying: throttling and transient gateway/server failures.
+#: Statuses worth retrying: throttling and transient gateway/server failures (a
+#: throttled Lambda behind the gateway shows as 500 or 502, the gateway's own throttle
+#: as 429 without ``Retry-After``).
 RETRY_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+#: Statuses of a POST (aggregate) handed straight back to the caller: an oversized
+#: (502) or too slow (504) batch is split by the caller rather than repeated here.
+CALLER_SPLITS_POST: frozenset[int] = frozenset({502, 504})
 #: Methods that may be retried; POST is included because ``aggregate`` only reads.
 RETRY_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS", "POST"})
 #: (connect, read) seconds. API Gateway cuts integrations off after 29 s, so a read
@@ -143,6 +156,20 @@ class CountingRetry(Retry):
     def parse_retry_after(self, retry_after: str) -> float:
         return min(super().parse_retry_after(retry_after), float(self.backoff_max))
 
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if method.upper() == "POST" and status_code in CALLER_SPLITS_POST:
+            return False
+        return super().is_retry(method, status_code, has_retry_after)
+
+    def get_backoff_time(self) -> float:
+        # urllib3 retries the first failure at once; a throttled service (429 without
+        # Retry-After, or a throttled Lambda's 500/502) needs the pause from the start.
+        errors = len(list(takewhile(lambda h: h.redirect_location is None, reversed(self.history))))
+        if errors == 0:
+            return 0.0
+        value = self.backoff_factor * (2 ** (errors - 1)) + random.random() * self.backoff_jitter
+        return float(max(0.0, min(self.backoff_max, value)))
+
 
 class TimeoutHTTPAdapter(HTTPAdapter):
     """HTTPAdapter that applies a default timeout when the caller passes none."""
@@ -219,9 +246,9 @@ def build_session(
         the last response is returned (so ``raise_for_status`` raises) or the
         connection error is raised.
     backoff_factor, backoff_max, jitter
-        Sleep ``min(backoff_max, backoff_factor * 2 ** (n - 1)) + uniform(0, jitter)``
-        seconds before retry ``n >= 2`` (urllib3 retries the first one at once),
-        unless the response carries a ``Retry-After`` (capped at ``backoff_max``).
+        Sleep ``min(backoff_max, backoff_factor * 2 ** (n - 1) + uniform(0, jitter))``
+        seconds before retry ``n >= 1``, unless the response carries a ``Retry-After``
+        (capped at ``backoff_max``).
     pool_maxsize
         Connections kept per host, for callers that share a session across threads.
     timeout

@@ -122,6 +122,21 @@ class BuildContext:
     def docdb_records(self) -> int:
         return sum(client.records_received for client in self._docdb.values())
 
+    @property
+    def docdb_unreturnable(self) -> dict[str, str]:
+        """Records DocDB could not return even one at a time (id -> why): skipped."""
+        return {rid: why for client in self._docdb.values() for rid, why in client.unreturnable.items()}
+
+    @property
+    def docdb_absorbed(self) -> dict[str, int]:
+        """Oversize answers (413/502/504) and batch splits absorbed, listing retries."""
+        reports = [client.report() for client in self._docdb.values()]
+        return {
+            "splits": sum(r["splits"] for r in reports),
+            "oversize_answers": sum(sum(r["oversize_by_status"].values()) for r in reports),
+            "listing_retries": sum(r["listing_retries"] for r in reports),
+        }
+
     def source(self, bucket: str) -> ObjectStore:
         """Read access to a source bucket (aind-open-data, aind-behavior-data)."""
         if bucket not in self._sources:

@@ -135,6 +135,13 @@ def run_report(run: dict[str, Any], items: dict[str, dict[str, Any]]) -> dict[st
                 "partitions_deleted": item.get("partitions_deleted", 0),
                 "malformed_records": item.get("malformed", 0),
                 "malformed_sample": item.get("malformed_sample", []),
+                # Records DocDB could not return even alone (over the response limit):
+                # skipped, counted and named here; the table itself is published.
+                "unreturnable_records": item.get("docdb_unreturnable", 0),
+                "unreturnable_sample": item.get("docdb_unreturnable_sample", []),
+                "docdb_splits": item.get("docdb_splits", 0),
+                "docdb_oversize_answers": item.get("docdb_oversize_answers", 0),
+                "docdb_listing_retries": item.get("docdb_listing_retries", 0),
                 "attempts": item.get("attempts", 0),
                 "message": item.get("message") or item.get("last_error", ""),
             }
@@ -155,6 +162,8 @@ def run_report(run: dict[str, Any], items: dict[str, dict[str, Any]]) -> dict[st
             "docdb_requests": sum(t["docdb_requests"] or 0 for t in tables),
             "bytes_written": sum(t["bytes_written"] or 0 for t in tables),
             "malformed_records": sum(t["malformed_records"] or 0 for t in tables),
+            "unreturnable_records": sum(t["unreturnable_records"] or 0 for t in tables),
+            "docdb_splits": sum(t["docdb_splits"] or 0 for t in tables),
         },
     }
 

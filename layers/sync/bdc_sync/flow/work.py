@@ -22,8 +22,24 @@ class TableBusy(RuntimeError):
     """Another delivery of the same table holds its lease; retry this message later."""
 
 
+UNRETURNABLE_SAMPLE = 10
+
+
+def docdb_figures(ctx: BuildContext) -> dict[str, Any]:
+    """What the DocDB reads absorbed, and the records they had to skip (named)."""
+    skipped = ctx.docdb_unreturnable
+    return {
+        **{f"docdb_{name}": value for name, value in ctx.docdb_absorbed.items()},
+        "docdb_unreturnable": len(skipped),
+        "docdb_unreturnable_sample": [
+            {"id": rid, "reason": why} for rid, why in sorted(skipped.items())[:UNRETURNABLE_SAMPLE]
+        ],
+    }
+
+
 def outcome_of(result: TableResult, ctx: BuildContext, seconds: float) -> dict[str, Any]:
     return {
+        **docdb_figures(ctx),
         "status": result.status,
         "rows": result.rows,
         "bytes_written": result.bytes_written,
@@ -42,6 +58,7 @@ def outcome_of(result: TableResult, ctx: BuildContext, seconds: float) -> dict[s
 
 def failure_outcome(ctx: BuildContext, seconds: float, error: str) -> dict[str, Any]:
     return {
+        **docdb_figures(ctx),
         "status": "failed",
         "rows": 0,
         "bytes_written": 0,
@@ -174,8 +191,15 @@ def finish_chunked_table(item: WorkItem, ledger: Ledger, settings: Settings) -> 
         "partitions_written",
         "partitions_deleted",
         "malformed",
+        "docdb_splits",
+        "docdb_oversize_answers",
+        "docdb_listing_retries",
+        "docdb_unreturnable",
     ):
         outcome[figure] += sum(int(chunk.get(figure) or 0) for chunk in chunks.values())
+    outcome["docdb_unreturnable_sample"] = [
+        s for c in [outcome, *chunks.values()] for s in c.get("docdb_unreturnable_sample", [])
+    ][:UNRETURNABLE_SAMPLE]
     outcome["duration_seconds"] += sum(float(c.get("duration_seconds") or 0) for c in chunks.values())
     outcome["malformed_sample"] = [s for c in chunks.values() for s in c.get("malformed_sample", [])][:5]
     outcome["chunks"] = len(chunks)
