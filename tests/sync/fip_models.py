@@ -5,7 +5,7 @@ implants named ``Fiber 0`` / ``Fiber 1``, connections targeting ``Fiber 0`` / ``
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from aind_data_schema.components.configs import (
@@ -82,7 +82,10 @@ def _channel(name: str, measurement: str | None, detector: str) -> Channel:
 
 
 def acquisition(
-    subject_id: str, experimenters: list[str], cords: dict[str, tuple[str, list[tuple[str, str | None]]]]
+    subject_id: str,
+    experimenters: list[str],
+    cords: dict[str, tuple[str, list[tuple[str, str | None]]]],
+    start: datetime = START,
 ) -> Acquisition:
     """``cords``: patch cord → (connected fiber, [(channel, intended measurement)])."""
     configurations = [
@@ -99,15 +102,15 @@ def acquisition(
     return Acquisition(
         experimenters=experimenters,
         subject_id=subject_id,
-        acquisition_start_time=START,
-        acquisition_end_time=START,
+        acquisition_start_time=start,
+        acquisition_end_time=start + timedelta(hours=1),
         acquisition_type="Pavlovian Conditioning",
         instrument_id="1_FIP1",
         ethics_review_id=["2115"],
         data_streams=[
             DataStream(
-                stream_start_time=START,
-                stream_end_time=START,
+                stream_start_time=start,
+                stream_end_time=start + timedelta(hours=1),
                 modalities=[Modality.FIB],
                 active_devices=["Green CMOS", "470nm LED", *cords, *(fiber for fiber, _ in cords.values())],
                 configurations=[
