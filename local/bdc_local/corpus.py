@@ -25,24 +25,29 @@ What a corpus of ``n`` records contains (shares are approximate, of records):
 * Records come in order of acquisition start (each raw asset directly followed
   by its derived assets), roughly the order in which DocDB received them; every
   derived asset is created after its raw asset.
+* Every record's core files validate against aind-data-schema 2.x (checked by
+  ``bdc_local.schema_check`` in the tests, not here: the generator emits plain dicts
+  and stays fast). The mess stays inside what the schema allows.
 * Messy values on purpose: experimenters as ``huy.nguyen`` / ``Huy Nguyen`` /
-  ``Huy`` / ``"A B, C D"`` / ``{"name": ...}``, an ambiguous first name
-  (``Grace``), a non-ASCII name; instrument ids in every real form; acquisition
-  times with ``Z`` or a ``-07:00``/``-08:00`` offset (pophys with a space
-  separator); births as ``date_of_birth``, only ``year_of_birth``, missing, or
-  only in ``acquisition.subject_details``.
-* Roughly 1-3 % each: no ``acquisition``, no ``processing``, no
-  ``procedures``, ``subject.subject_details`` null, no
-  ``data_description.modalities`` (or ``[]``, or an entry without
-  ``abbreviation``), ``project_name`` null, ``instrument_id`` null or ``""``.
+  ``Huy`` / ``"A B, C D"`` / ``HUY NGUYEN``, an ambiguous first name
+  (``Grace``), Unicode names (``Tomás Ibarra``, ``Ana-Lucía Pérez``) beside a
+  one-word ``Tom``; instrument ids in every real form; acquisition times with ``Z``
+  or a ``-07:00``/``-08:00`` offset (pophys with a space separator); mice with a
+  ``date_of_birth`` and ~3 % subjects without one (calibration objects).
+* Roughly 1-3 % each: no ``acquisition``, no ``processing``, no ``procedures``,
+  ``data_description.modalities`` ``[]``. Shapes outside the schema that older
+  records have (experimenters as ``{"name": ...}``, only ``year_of_birth``, a birth
+  date only in ``acquisition.subject_details``, null ``subject_details``, genotype,
+  ``acquisition_type``, ``project_name`` or ``instrument_id``, a modality without
+  ``abbreviation``) are damage kinds of ``malformed_records``.
   ~75 % of raw and ~30 % of derived records have ``quality_control: null``.
   Most derived assets live in ``s3://aind-open-data/<name>``; ~5 % (40 % of
   ophys) in ``s3://codeocean-s3datasetsbucket-1u41qdg42ur9/<Code Ocean id>``,
   ~3 % of raw assets in a private bucket.
-* QC metrics carry ``value`` of every JSON type, 1-2 ``status_history``
-  entries, ``tags`` as a dict (``{"Channel": "green"}``; status key
-  ``"Channel:green"``) or, for ophys, as a list of strings (status key = the
-  string). ``quality_control.status`` also has modality and stage keys.
+* QC metrics carry ``value`` of every JSON type (a list for Curation metrics),
+  1-2 ``status_history`` entries, ``tags`` as a dict (``{"Channel": "green"}``;
+  status key ``"Channel:green"``; ``{}`` when untagged). ``quality_control.status``
+  also has modality and stage keys.
   Ecephys QC may contain ``"Curation metric"`` entries.
 * Records are lean (instrument reduced to a stub, QC trimmed to a few metrics,
   short descriptions): ``json.dumps`` of a record is ~8 KB on average. About
