@@ -25,24 +25,29 @@ What a corpus of ``n`` records contains (shares are approximate, of records):
 * Records come in order of acquisition start (each raw asset directly followed
   by its derived assets), roughly the order in which DocDB received them; every
   derived asset is created after its raw asset.
+* Every record's core files validate against aind-data-schema 2.x (checked by
+  ``bdc_local.schema_check`` in the tests, not here: the generator emits plain dicts
+  and stays fast). The mess stays inside what the schema allows.
 * Messy values on purpose: experimenters as ``huy.nguyen`` / ``Huy Nguyen`` /
-  ``Huy`` / ``"A B, C D"`` / ``{"name": ...}``, an ambiguous first name
-  (``Grace``), a non-ASCII name; instrument ids in every real form; acquisition
-  times with ``Z`` or a ``-07:00``/``-08:00`` offset (pophys with a space
-  separator); births as ``date_of_birth``, only ``year_of_birth``, missing, or
-  only in ``acquisition.subject_details``.
-* Roughly 1-3 % each: no ``acquisition``, no ``processing``, no
-  ``procedures``, ``subject.subject_details`` null, no
-  ``data_description.modalities`` (or ``[]``, or an entry without
-  ``abbreviation``), ``project_name`` null, ``instrument_id`` null or ``""``.
+  ``Huy`` / ``"A B, C D"`` / ``HUY NGUYEN``, an ambiguous first name
+  (``Grace``), Unicode names (``Tomás Ibarra``, ``Ana-Lucía Pérez``) beside a
+  one-word ``Tom``; instrument ids in every real form; acquisition times with ``Z``
+  or a ``-07:00``/``-08:00`` offset (pophys with a space separator); mice with a
+  ``date_of_birth`` and ~3 % subjects without one (calibration objects).
+* Roughly 1-3 % each: no ``acquisition``, no ``processing``, no ``procedures``,
+  ``data_description.modalities`` ``[]``. Shapes outside the schema that older
+  records have (experimenters as ``{"name": ...}``, only ``year_of_birth``, a birth
+  date only in ``acquisition.subject_details``, null ``subject_details``, genotype,
+  ``acquisition_type``, ``project_name`` or ``instrument_id``, a modality without
+  ``abbreviation``) are damage kinds of ``malformed_records``.
   ~75 % of raw and ~30 % of derived records have ``quality_control: null``.
   Most derived assets live in ``s3://aind-open-data/<name>``; ~5 % (40 % of
   ophys) in ``s3://codeocean-s3datasetsbucket-1u41qdg42ur9/<Code Ocean id>``,
   ~3 % of raw assets in a private bucket.
-* QC metrics carry ``value`` of every JSON type, 1-2 ``status_history``
-  entries, ``tags`` as a dict (``{"Channel": "green"}``; status key
-  ``"Channel:green"``) or, for ophys, as a list of strings (status key = the
-  string). ``quality_control.status`` also has modality and stage keys.
+* QC metrics carry ``value`` of every JSON type (a list for Curation metrics),
+  1-2 ``status_history`` entries, ``tags`` as a dict (``{"Channel": "green"}``;
+  status key ``"Channel:green"``; ``{}`` when untagged). ``quality_control.status``
+  also has modality and stage keys.
   Ecephys QC may contain ``"Curation metric"`` entries.
 * Records are lean (instrument reduced to a stub, QC trimmed to a few metrics,
   short descriptions): ``json.dumps`` of a record is ~8 KB on average. About
@@ -106,7 +111,7 @@ MODALITY_NAMES: dict[str, str] = {
     "pophys": "Planar optical physiology",
     "SPIM": "Selective plane illumination microscopy",
     "ecephys": "Extracellular electrophysiology",
-    "slap2": "Scanned line projection imaging",
+    "slap2": "Random access projection microscopy",
 }
 
 PROJECT_INVESTIGATORS: dict[str, tuple[str, ...]] = {
@@ -221,7 +226,15 @@ FAMILIES: tuple[Family, ...] = (
             "Force Foraging",
         ),
         genotypes=_BEHAVIOR_GENOTYPES,
-        experimenters=("Huy Nguyen", "Grace Liu", "Grace Huang", "Kai Moreno", "Tomás Ibarra", "Mara Okafor"),
+        experimenters=(
+            "Huy Nguyen",
+            "Grace Liu",
+            "Grace Huang",
+            "Kai Moreno",
+            "Tomás Ibarra",
+            "Tom Becker",
+            "Mara Okafor",
+        ),
         session_gap_days=(1, 3),
         duration_minutes=(40, 90),
         processing_delay_hours=(2, 30),
@@ -246,7 +259,7 @@ FAMILIES: tuple[Family, ...] = (
         derived_counts=(0.2, 0.65, 0.15),
         projects=("Cognitive flexibility in patch foraging",),
         genotypes=_BEHAVIOR_GENOTYPES,
-        experimenters=("Huy Nguyen", "Olivia Unokesan", "Tiffany Ona", "Bruno Cruz"),
+        experimenters=("Huy Nguyen", "Olivia Unokesan", "Tiffany Ona", "Bruno Cruz", "Ana-Lucía Pérez"),
         session_gap_days=(1, 3),
         duration_minutes=(45, 90),
         processing_delay_hours=(4, 30),
@@ -701,7 +714,7 @@ class _Subject:
     instrument: str
     time_style: _TimeStyle
     dob: date | None
-    dob_mode: str  # "date", "none", "year", "acquisition", "no_details"
+    dob_mode: str  # "date" (a mouse with a birth date) or "none" (a calibration object)
     subject_section: Record | None
     procedures: Record | None
     institution: Record
@@ -789,9 +802,8 @@ class _CorpusBuilder:
         is_spim = family.key in ("smartspim", "exaspim")
         offset = self.chance(family.offset_times)
         style = _TimeStyle(offset=offset, sep=" " if family.key == "pophys" else "T")
-        dob_mode = self.weighted(
-            [("date", 0.92), ("none", 0.03), ("year", 0.02), ("acquisition", 0.015), ("no_details", 0.015)]
-        )
+        # In the schema a mouse has a date of birth; a subject without one is a calibration object.
+        dob_mode = self.weighted([("date", 0.97), ("none", 0.03)])
         subject = _Subject(
             subject_id=subject_id,
             family=family,
@@ -857,9 +869,15 @@ class _CorpusBuilder:
         return fibers
 
     def subject_section(self, subject: _Subject) -> Record:
-        details: Record | None
-        if subject.dob_mode == "no_details":
-            details = None
+        details: Record
+        if subject.dob_mode == "none":
+            # No birth date and no genotype: what the schema allows for a subject without one.
+            details = {
+                "object_type": "Calibration object",
+                "empty": False,
+                "description": "Fluorescent bead phantom",
+                "objects": None,
+            }
         else:
             details = _clone(self.t.subject_details)
             details["sex"] = self.rng.choice(("Male", "Female"))
@@ -867,21 +885,9 @@ class _CorpusBuilder:
                 details["housing"]["cage_id"] = str(self.rng.randint(1_000_000, 9_999_999))
             else:
                 details["housing"] = None
-            genotype_mode = self.weighted([("value", 0.93), ("null", 0.04), ("absent", 0.03)])
-            if genotype_mode == "value":
-                details["genotype"] = self.rng.choice(subject.family.genotypes)
-            elif genotype_mode == "null":
-                details["genotype"] = None
-            else:
-                del details["genotype"]
+            details["genotype"] = self.rng.choice(subject.family.genotypes)
             assert subject.dob is not None
-            if subject.dob_mode == "date":
-                details["date_of_birth"] = subject.dob.isoformat()
-            elif subject.dob_mode == "year":
-                del details["date_of_birth"]
-                details["year_of_birth"] = subject.dob.year
-            else:  # "none" and "acquisition": the subject section has no usable birth date
-                details["date_of_birth"] = None
+            details["date_of_birth"] = subject.dob.isoformat()
         return {
             "describedBy": _SCHEMA_URL.format("subject"),
             "notes": None,
@@ -904,13 +910,19 @@ class _CorpusBuilder:
         elif family.key in ("smartspim", "exaspim"):
             procedures = _clone(self.t.vr_procedures)
             procedures["subject_procedures"] = procedures["subject_procedures"][:1]
+            assert subject.dob is not None
+            first_day = subject.dob + timedelta(days=self.rng.randint(60, 90))
             procedures["specimen_procedures"] = [
                 {
                     "object_type": "Specimen procedure",
                     "procedure_type": step,
                     "specimen_id": subject.subject_id,
+                    "start_date": (first_day + timedelta(days=7 * i)).isoformat(),
+                    "end_date": (first_day + timedelta(days=7 * i + 6)).isoformat(),
+                    "experimenters": [],
+                    "protocol_id": [],
                 }
-                for step in ("Fixation", "Delipidation", "Refractive index matching")
+                for i, step in enumerate(("Fixation", "Delipidation", "Refractive index matching"))
             ]
         else:
             procedures = _clone(self.t.vr_procedures)
@@ -929,6 +941,7 @@ class _CorpusBuilder:
         procedures["coordinate_system"] = None
         for surgery in procedures.get("subject_procedures") or []:
             if surgery.get("object_type") == "Water restriction":
+                surgery.setdefault("ethics_review_id", "2115")  # required by the schema
                 surgery["start_date"] = (
                     subject.start.date() - timedelta(days=self.rng.randint(5, 20))
                 ).isoformat()
@@ -944,17 +957,23 @@ class _CorpusBuilder:
                 surgery["anaesthesia"] = None
 
     def implant(self, name: str, acronym: str | None) -> Record:
-        structure = None
-        if acronym is not None:
-            sid, full = _STRUCTURES[acronym]
-            structure = {"acronym": acronym, "atlas": "CCFv3", "id": sid, "name": full}
+        # The schema requires a targeted structure: an implant without a known target says root.
+        acronym = acronym or "root"
+        sid, full = _STRUCTURES[acronym]
+        structure = {"acronym": acronym, "atlas": "CCFv3", "id": sid, "name": full}
         return {
             "device_config": {
                 "device_name": name,
                 "object_type": "Probe config",
                 "other_targeted_structure": [],
                 "primary_targeted_structure": structure,
-                "transform": None,
+                "local_coordinate_system": _PROBE_TIP,
+                "transform": [
+                    {
+                        "object_type": "Translation",
+                        "translation": [round(self.rng.uniform(-3, 3), 2), 0.0, 0.0, 4.2],
+                    }
+                ],
             },
             "implanted_device": {
                 "core_diameter": 200,
@@ -1012,18 +1031,15 @@ class _CorpusBuilder:
         clock = subject.time_style.name_clock(start)
         raw_name = f"{family.name_prefix}{subject.subject_id}_{_stamp(clock)}"
         subject.raw_names.append(raw_name)
-        instrument: str | None = subject.instrument if self.chance(0.85) else rng.choice(family.instruments)
-        roll = rng.random()
-        if roll < 0.015:
-            instrument = None
-        elif roll < 0.02:
-            instrument = ""
+        # Always a non-empty id: the schema requires one of an acquisition with data streams
+        # (a null or "" id is in the malformed set).
+        instrument = subject.instrument if self.chance(0.85) else rng.choice(family.instruments)
         session = _Session(
             subject=subject,
             raw_name=raw_name,
             start=start,
             end=end,
-            acquisition_type=self.weighted(family.acquisition_types),
+            acquisition_type=self.weighted(family.acquisition_types) or "",
             instrument=instrument,
             experimenters=self.experimenters(subject),
             raw_modalities=self.weighted(family.raw_modalities),
@@ -1053,7 +1069,7 @@ class _CorpusBuilder:
                 ("full", 0.35),
                 ("first", 0.1),
                 ("pair", 0.08),
-                ("object", 0.1),
+                ("upper", 0.1),
                 ("lower", 0.07),
             ]
         )
@@ -1063,8 +1079,8 @@ class _CorpusBuilder:
             return name.split()[0]
         if form == "lower":
             return name.lower()
-        if form == "object":
-            return {"name": name}
+        if form == "upper":
+            return name.upper()
         if form == "pair":
             others = [p for p in people if p != name] or [self.rng.choice(FAMILIES[0].experimenters)]
             return f"{name}, {self.rng.choice(others)}"
@@ -1090,8 +1106,6 @@ class _CorpusBuilder:
                 "reward_consumed_unit": "milliliter",
                 "weight_unit": "gram",
             }
-            if subject.dob_mode == "acquisition" and subject.dob is not None:
-                details["date_of_birth"] = subject.dob.isoformat()
         return {
             "acquisition_end_time": fmt(session.end),
             "acquisition_start_time": fmt(session.start),
@@ -1127,7 +1141,7 @@ class _CorpusBuilder:
                 {
                     "active_devices": [f"{m}_device" for m in mods],
                     "code": None,
-                    "configurations": [],
+                    "configurations": _stream_configurations(mods),
                     "connections": [],
                     "modalities": [_modality(m) for m in mods],
                     "notes": None,
@@ -1178,9 +1192,10 @@ class _CorpusBuilder:
                     "channel_name": f"{fiber}_{suffix}",
                     "intended_measurement": measurement,
                     "object_type": "Channel",
+                    "detector": _detector("Red CMOS" if suffix == "Red" else "Green CMOS"),
                 }
                 if measurement is None and self.chance(0.5):
-                    del entry["intended_measurement"]
+                    del entry["intended_measurement"]  # optional in the schema
                 entries.append(entry)
             configurations.append(
                 {"channels": entries, "device_name": cord, "object_type": "Patch cord config"}
@@ -1236,17 +1251,14 @@ class _CorpusBuilder:
         source_data: list[str] | None,
     ) -> Record:
         subject = session.subject
-        project: str | None = subject.project if not self.chance(0.01) else None
+        project = subject.project
         investigators = PROJECT_INVESTIGATORS.get(subject.project, ())
         people = [_person(p) for p in investigators]
         if people and self.chance(0.03):
             people[0]["name"] = _dotted(people[0]["name"])  # the messy forms reach investigators too
         mods: list[Record] | None = [_modality(m) for m in modalities]
-        roll = self.rng.random()
-        if roll < 0.005:
+        if self.rng.random() < 0.005:
             mods = []
-        elif roll < 0.008 and mods:
-            mods.append({"name": "Unknown modality"})  # an entry without abbreviation
         section: Record = {
             "creation_time": _iso_z(created),
             "data_level": level,
@@ -1279,8 +1291,6 @@ class _CorpusBuilder:
             "subject_id": subject.subject_id,
             "tags": None,
         }
-        if self.chance(0.007):
-            del section["modalities"]
         return section
 
     def fill_common(self, record: Record, session: _Session, full: bool) -> None:
@@ -1305,9 +1315,14 @@ class _CorpusBuilder:
             instrument = _clone(self.t.instrument_full[family.qc_kind])
             instrument["instrument_id"] = session.instrument
             return instrument
-        # A stub: the real section is 10-50 KB of device descriptions no table reads.
+        # A stub: the real section is 10-50 KB of device descriptions no table reads. The
+        # schema's required fields are there; listing no modalities spares it the devices
+        # each modality would require.
         return {
             "instrument_id": session.instrument,
+            "modalities": [],
+            "coordinate_system": _PROBE_TIP,  # the schema's global coordinate system, kept small
+            "components": [],
             "modification_date": (session.start - timedelta(days=self.rng.randint(1, 400)))
             .date()
             .isoformat(),
@@ -1421,7 +1436,7 @@ class _CorpusBuilder:
                 steps.append(
                     {
                         "object_type": "Data process",
-                        "process_type": process_name,
+                        "process_type": _process_type(process_name),
                         "name": process_name,
                         "stage": "Processing",
                         "code": {
@@ -1462,7 +1477,7 @@ class _CorpusBuilder:
             "data_processes": steps,
             "pipelines": pipelines,
             "notes": None,
-            "dependency_graph": {},
+            "dependency_graph": _chain(steps),
         }
 
     def touch(self, record: Record, created: datetime, latest: datetime) -> None:
@@ -1558,7 +1573,7 @@ class _CorpusBuilder:
                 "status_history": [],
                 "description": f"Check {name.lower()}.",
                 "reference": None,
-                "tags": {tag_type: tag_value} if tag_type else None,
+                "tags": {tag_type: tag_value} if tag_type else {},  # the schema's tags are a dict
                 "evaluated_assets": None,
             }
             if value_kind == "curation":
@@ -1593,10 +1608,8 @@ class _CorpusBuilder:
                 "status": ["Pass", "Pass", "Fail"],
                 "type": "dropdown",
             }
-        if kind == "curation":
-            return {
-                "curations": [{"unit_id": i, "label": rng.choice(("good", "mua", "noise"))} for i in range(3)]
-            }
+        if kind == "curation":  # a Curation metric's value is a list (one entry per curation)
+            return [{"unit_id": i, "label": rng.choice(("good", "mua", "noise"))} for i in range(3)]
         raise ValueError(kind)
 
 
@@ -1649,6 +1662,90 @@ _SYNTHETIC_METRICS: dict[str, list[_MetricSpec]] = {
         ("Face camera", "behavior-videos", "Video", ("FaceCamera",), "bool"),
     ],
 }
+
+
+# A probe tip's coordinate system, in the schema's minimum form (lean records: the size
+# budget counts every byte; the schema fills in the object types).
+_PROBE_TIP: Record = {
+    "name": "PROBE_TIP",
+    "origin": "Tip",
+    "axes": [
+        {"name": "X", "direction": "Left_to_right"},
+        {"name": "Y", "direction": "Back_to_front"},
+        {"name": "Z", "direction": "Up_to_down"},
+    ],
+    "axis_unit": "millimeter",
+}
+
+
+def _detector(name: str) -> Record:
+    # The schema's minimum (lean records: the size budget counts every byte).
+    return {"device_name": name, "exposure_time": 15350, "trigger_type": "Internal"}
+
+
+def _stream_configurations(modalities: Sequence[str]) -> list[Record]:
+    """The one device configuration the schema requires of a data stream per modality."""
+    configurations: list[Record] = []
+    if any(m in ("pophys", "SPIM", "slap2") for m in modalities):
+        configurations.append(
+            {"object_type": "Imaging config", "device_name": "Microscope", "channels": [], "images": []}
+        )
+    if "SPIM" in modalities:
+        configurations.append(
+            {
+                "object_type": "Sample chamber config",
+                "device_name": "Sample chamber",
+                "chamber_immersion": {"object_type": "Immersion", "medium": "oil", "refractive_index": 1.52},
+            }
+        )
+    if "ecephys" in modalities:
+        configurations.append(
+            {
+                "object_type": "Manipulator config",
+                "device_name": "Manipulator A",
+                "coordinate_system": _PROBE_TIP,
+                "local_axis_positions": {"object_type": "Translation", "translation": [0.0, 0.0, 0.0]},
+            }
+        )
+    if "fib" in modalities:  # a fiber photometry stream of a subject without implants
+        configurations.append(
+            {
+                "object_type": "Light emitting diode config",
+                "device_name": "470nm LED",
+                "power": 20,
+                "power_unit": "percent",
+            }
+        )
+        configurations.append(
+            {"object_type": "Patch cord config", "device_name": "Patch Cord 0", "channels": []}
+        )
+    return configurations
+
+
+# Process names the families use that are not values of the schema's ProcessName enum, with
+# the enum value their process_type takes (the name itself stays as written).
+_PROCESS_TYPE_OF: dict[str, str] = {
+    "Behavior QC": "Other",
+    "Fiber photometry QC": "Other",
+    "Image tile stitching": "Image tile alignment",
+    "Motion correction": "Video motion correction",
+    "NWB packaging": "File format conversion",
+    "Segmentation": "Video ROI segmentation",
+    "Video compression": "Compression",
+    "Source extraction": "Video ROI timeseries extraction",
+}
+
+
+def _process_type(process_name: str) -> str:
+    return _PROCESS_TYPE_OF.get(process_name, process_name)
+
+
+def _chain(steps: Sequence[Record]) -> dict[str, list[str]] | None:
+    """The schema's dependency graph of sequential steps: each process takes the previous one."""
+    if not steps:
+        return None
+    names = [step["name"] for step in steps]
+    return {name: names[i - 1 : i] for i, name in enumerate(names)}
 
 
 def _tag_types(metrics: Iterable[Record]) -> list[str]:
@@ -2066,6 +2163,61 @@ def _damage_kinds() -> list[tuple[str, Any]]:
         for key in ("subject", "acquisition", "processing", "quality_control", "data_description"):
             r[key] = None
 
+    # Shapes outside aind-data-schema 2.x that older records do have and the tables read
+    # (tables.md): the well-formed corpus validates, so they live here.
+    def experimenters_objects(r: Record, rng: random.Random) -> None:
+        if not isinstance(r.get("acquisition"), dict):
+            r["acquisition"] = {}
+        names = [e for e in r["acquisition"].get("experimenters") or [] if isinstance(e, str)]
+        r["acquisition"]["experimenters"] = [{"name": e} for e in names or ["Huy Nguyen"]]
+
+    def birth_legacy(r: Record, rng: random.Random) -> None:
+        if not isinstance(r.get("subject"), dict):
+            r["subject"] = {"subject_id": "700000"}
+        details = r["subject"].get("subject_details")
+        born = details.get("date_of_birth") if isinstance(details, dict) else None
+        born = born if isinstance(born, str) else "2025-01-15"
+        form = rng.choice(("year_only", "null", "in_acquisition", "no_details"))
+        if form == "no_details":
+            r["subject"]["subject_details"] = None
+            return
+        if not isinstance(details, dict):
+            details = r["subject"]["subject_details"] = {"object_type": "Mouse subject"}
+        details.pop("date_of_birth", None)
+        if form == "year_only":
+            details["year_of_birth"] = int(born[:4])
+        elif form == "null":
+            details["date_of_birth"] = None
+        elif isinstance(r.get("acquisition"), dict):
+            details["date_of_birth"] = None
+            if not isinstance(r["acquisition"].get("subject_details"), dict):
+                r["acquisition"]["subject_details"] = {}
+            r["acquisition"]["subject_details"]["date_of_birth"] = born
+
+    def fields_null(r: Record, rng: random.Random) -> None:
+        description = r["data_description"]
+        acquisition = r.get("acquisition") if isinstance(r.get("acquisition"), dict) else None
+        details = (
+            (r.get("subject") or {}).get("subject_details") if isinstance(r.get("subject"), dict) else None
+        )
+        form = rng.choice(("genotype", "acquisition_type", "instrument_id", "project_name", "modalities"))
+        if form == "genotype" and isinstance(details, dict):
+            if rng.random() < 0.5:
+                details["genotype"] = None
+            else:
+                details.pop("genotype", None)
+        elif form == "acquisition_type" and acquisition is not None:
+            acquisition["acquisition_type"] = None
+        elif form == "instrument_id" and acquisition is not None:
+            acquisition["instrument_id"] = rng.choice((None, ""))
+        elif form == "modalities":
+            if rng.random() < 0.5:
+                description.pop("modalities", None)
+            elif isinstance(description.get("modalities"), list):
+                description["modalities"].append({"name": "Unknown modality"})  # no abbreviation
+        else:
+            description["project_name"] = None
+
     return [
         (f.__name__, f)
         for f in (
@@ -2100,6 +2252,9 @@ def _damage_kinds() -> list[tuple[str, Any]]:
             huge_string,
             sections_missing,
             sections_null,
+            experimenters_objects,
+            birth_legacy,
+            fields_null,
         )
     ]
 

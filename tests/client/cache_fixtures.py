@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ OLD_FOLDER = "bdc-v0.10"
 VERSIONS = ["bdc-v0.10", "bdc-v0.9", FOLDER]  # deliberately not in semver order
 SUBJECTS = ["100001", "100002", "100003"]  # 100003 has no QC metrics
 RUN_ID = "20260101T000000-abc"
+RUN_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _t(spec: catalog.TableSpec, rows: list[dict[str, Any]]) -> pa.Table:
@@ -139,7 +141,10 @@ def build_tables() -> dict[str, pa.Table]:
         ),
         "metadata_upgrade": pa.table(
             {
-                **{c.name: pa.array(["x"], c.type) for c in catalog.METADATA_UPGRADE.columns},
+                **{
+                    c.name: pa.array([RUN_TIME if c.type == catalog.UTC_TIME else "x"], c.type)
+                    for c in catalog.METADATA_UPGRADE.columns
+                },
                 "0.5.1": pa.array(["success"]),  # open schema: one column per upgrader version
             }
         ),

@@ -10,6 +10,7 @@ import io
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -17,7 +18,7 @@ import biodata_cache as client
 from bdc_local.corpus import mutate_records, write_jsonl
 from bdc_local.runner import invoke_dispatcher, run_and_wait
 from bdc_local.stack import LocalStack, StackConfig, local_stack
-from biodata_cache import layout
+from biodata_cache import catalog, layout
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e_nightly")]
 
@@ -62,6 +63,33 @@ def test_nightly_run_builds_tables_readable_by_the_client(stack: LocalStack, cor
     links = client.source_data()
     vr = links[links["name"] == "828418_2026-02-13_18-31-13_processed_2026-02-14_12-44-45"]
     assert vr["source_data"].tolist() == ["828418_2026-02-13_18-31-13"]
+
+
+def test_written_schemas_are_the_catalog(stack: LocalStack) -> None:
+    """Every table's parquet schema, as written, is the catalog's (open schemas: plus text columns)."""
+    s3 = stack.s3()
+    bucket = stack.config.bucket
+    checked = []
+    for spec in catalog.TABLES.values():
+        if spec.partitioned:
+            prefix = layout.partition_folder_key(FOLDER, spec.folder or spec.name)
+            listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+            keys = [item["Key"] for item in listed if item["Key"].endswith(layout.PARTITION_FILE)][:3]
+        else:
+            keys = [layout.table_key(FOLDER, spec.name)]
+        for key in keys:
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            schema = pq.read_schema(io.BytesIO(body))
+            # A partition file may leave its hive key to the folder name: compare without it.
+            declared = [(f.name, f.type) for f in spec.schema if f.name != spec.partition_key]
+            written = [(f.name, f.type) for f in schema if f.name != spec.partition_key]
+            if spec.open_schema:
+                assert written[: len(declared)] == declared, (spec.name, written)
+                assert all(dtype == pa.string() for _, dtype in written[len(declared) :]), spec.name
+            else:
+                assert written == declared, (spec.name, written)
+            checked.append(spec.name)
+    assert set(checked) == set(catalog.TABLES), set(catalog.TABLES) - set(checked)
 
 
 def test_registry_versions_and_report(stack: LocalStack) -> None:

@@ -83,7 +83,7 @@ def test_first_build_names_from_basics_and_v1(harness: Harness) -> None:
         "upgrader_version": "0.6.2",
         "last_modified": "2024-01-01T00:00:00.000Z",
         "status": "success",
-        "upgrade_datetime": "2026-05-01T03:00:00+00:00",
+        "upgrade_datetime": RUN,  # the input's UTC timestamp, not its text
         "0.6.2": "success",
     }
     assert (rows["v1-b"]["name"], rows["v1-b"]["project_name"]) == (
@@ -161,3 +161,19 @@ def test_unusable_status_tables_are_missing_inputs(harness: Harness) -> None:
     store_status(harness, status_table("status", [("v1-b", None, "failed")]))
     with pytest.raises(MissingInput, match="upgrader_version"):
         harness.build(metadata_upgrade.TABLE)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (datetime(2026, 5, 1, 5, 0, tzinfo=UTC).astimezone(), RUN.replace(hour=5)),
+        (datetime(2026, 5, 1, 3, 0), RUN),  # naive: taken as UTC
+        ("2026-05-01T05:00:00+02:00", RUN),  # text from an older upgrader
+        ("yesterday", None),
+        (None, None),
+    ],
+)
+def test_upgrade_datetime_is_a_utc_timestamp(value: object, expected: datetime | None) -> None:
+    converted = metadata_upgrade.utc_time(value)
+    assert converted == expected
+    assert converted is None or converted.utcoffset() is not None

@@ -258,7 +258,7 @@ METADATA_UPGRADE = TableSpec(
         ("upgrader_version", STRING, "Upgrader version of the latest run"),
         ("last_modified", STRING, "When the upgrader last touched the record"),
         ("status", STRING, "Upgrade status of the latest run"),
-        ("upgrade_datetime", STRING, "When the upgrade ran"),
+        ("upgrade_datetime", UTC_TIME, "When the upgrade ran (UTC)"),
     ),
     depends_on=("asset_basics",),
     open_schema=True,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 
-_NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9 ]")
+# Anything but a Unicode letter, digit or space (``\w`` without ``_``): ``Tomás`` stays one word.
+_NOT_NAME_CHAR = re.compile(r"[^\w ]|_")
 _SPACES = re.compile(r"\s+")
 _INSTRUMENT = re.compile(r"^[^_-]+[_-](?P<name>.+)_(?:\d{8}|\d{4}-\d{2}-\d{2}|2[3-6]\d{4})$")
 
@@ -26,14 +28,16 @@ def _dedupe(names: Iterable[str]) -> list[str]:
 
 
 def clean_names(raw: Sequence[str]) -> list[str]:
-    """One row's names: split on commas, keep letters/digits/spaces, Title Case, de-duplicate.
+    """One row's names: split on commas, keep (Unicode) letters/digits/spaces, Title Case, de-duplicate.
 
     Then a one-word name is dropped when it is the first word of exactly one
     multi-word name of the same row (``["Huy", "Huy Nguyen"]`` → ``["Huy Nguyen"]``).
     """
     cleaned: list[str] = []
     for value in raw:
-        for part in value.split(","):
+        # NFC first: a decomposed "á" (a + combining accent) would otherwise lose its accent
+        # to the character filter and split the word in two.
+        for part in unicodedata.normalize("NFC", value).split(","):
             text = _SPACES.sub(" ", _NOT_NAME_CHAR.sub(" ", part)).strip().title()
             if text:
                 cleaned.append(text)

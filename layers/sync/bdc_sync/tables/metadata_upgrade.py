@@ -18,7 +18,7 @@ the previous table and only ids never seen before are fetched.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -52,10 +52,27 @@ def status_etag(ctx: BuildContext) -> str:
 
 
 def status_text(value: Any) -> str | None:
-    """A status-table value as text; times (upgrade_datetime) in ISO 8601."""
+    """A status-table value as text; times (``last_modified`` as a timestamp) in ISO 8601."""
     if isinstance(value, datetime):
         return value.isoformat()
     return as_text(value)
+
+
+def utc_time(value: Any) -> datetime | None:
+    """``upgrade_datetime`` as the UTC timestamp the input holds (tables.md: timestamps stay
+    timestamps). A naive time is taken as UTC; ISO text (an older upgrader) is parsed;
+    anything else is null rather than a guess."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_CONVERT = {"upgrade_datetime": utc_time}
 
 
 def read_status(ctx: BuildContext) -> tuple[str, dict[str, Row]]:
@@ -74,7 +91,9 @@ def read_status(ctx: BuildContext) -> tuple[str, dict[str, Row]]:
     for record in table.select(["v1_id", *present]).to_pylist():
         rid = as_text(record.pop("v1_id"))
         if rid and rid not in rows:
-            rows[rid] = {column: status_text(record.get(column)) for column in STATUS_COLUMNS}
+            rows[rid] = {
+                column: _CONVERT.get(column, status_text)(record.get(column)) for column in STATUS_COLUMNS
+            }
     return version, rows
 
 

@@ -55,14 +55,25 @@ def fiber_structures(record: dict) -> dict[str, str]:
     return structures
 
 
+def fiber_key(name: str) -> str:
+    """A fiber name with spaces and underscores treated alike (``Fiber 0`` is ``Fiber_0``)."""
+    return name.replace(" ", "_")
+
+
 def cord_fibers(stream: dict, fibers: set[str]) -> dict[str, str]:
-    """Patch cord → fiber, from connections whose target names a fiber ("Fiber 0" is Fiber_0)."""
+    """Patch cord → fiber (the implant's own spelling), from connections whose target names a fiber.
+
+    Both sides are compared with spaces and underscores alike: the schema's own
+    examples write ``Fiber 0`` on both, other records ``Fiber_0`` on one side.
+    """
+    by_key = {fiber_key(fiber): fiber for fiber in fibers}
     cords: dict[str, str] = {}
     for connection in _dicts(stream.get("connections")):
         cord = as_text(connection.get("source_device"))
         target = as_text(connection.get("target_device"))
-        if cord and target and target.replace(" ", "_") in fibers:
-            cords[cord] = target.replace(" ", "_")
+        fiber = by_key.get(fiber_key(target)) if target else None
+        if cord and fiber is not None:
+            cords[cord] = fiber
     return cords
 
 
