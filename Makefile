@@ -36,8 +36,8 @@ layers: $(STAMP)
 	$(PY) layers/build.py
 
 ## Called by `sam build` (template: BuildMethod makefile) with ARTIFACTS_DIR set.
-.PHONY: build-DependenciesLayer build-SyncLayer build-DispatcherFunction build-WorkerFunction build-FinalizerFunction
-build-DependenciesLayer build-SyncLayer build-DispatcherFunction build-WorkerFunction build-FinalizerFunction:
+.PHONY: build-DependenciesLayer build-SyncLayer build-DispatcherFunction build-WorkerFunction build-FinalizerFunction build-DecoderFunction
+build-DependenciesLayer build-SyncLayer build-DispatcherFunction build-WorkerFunction build-FinalizerFunction build-DecoderFunction:
 	$(PYTHON) "$(CURDIR)/layers/build.py" --sam-target $(@:build-%=%) --artifacts-dir "$(ARTIFACTS_DIR)"
 
 clean:

@@ -56,6 +56,10 @@ class MissingInput(RuntimeError):
     """A table this build reads does not exist (yet); the previous output is kept."""
 
 
+class UnusableInput(RuntimeError):
+    """A source exists but was refused (unsafe or malformed); retrying cannot help."""
+
+
 @dataclass
 class MalformedLog:
     """Records skipped because they could not give rows."""

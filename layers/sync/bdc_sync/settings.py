@@ -42,6 +42,8 @@ class Settings(BaseModel):
     # Largest df_sessions.pkl the decoder accepts (bytes, and bytes of strings counted
     # once per reference); today's real file is a few tens of MB.
     sessions_pickle_max_bytes: int = 1 << 30
+    # The function that unpickles df_sessions.pkl (its own role); empty: decode in-process.
+    decoder_function: str = ""
     version_folder: str = Field(default_factory=layout.package_folder)
 
 
@@ -61,6 +63,7 @@ _ENV = {
     "docdb_retries": "DOCDB_RETRIES",
     "docdb_backoff_seconds": "DOCDB_BACKOFF_SECONDS",
     "sessions_pickle_max_bytes": "SESSIONS_PICKLE_MAX_BYTES",
+    "decoder_function": "DECODER_FUNCTION",
 }
 
 # The environment variables the code reads; the template test checks them.

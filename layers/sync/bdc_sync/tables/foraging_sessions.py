@@ -20,10 +20,10 @@ import pyarrow as pa
 
 from bdc_sync.framework import BuildContext, DerivedTable, MalformedLog, MissingInput, Row
 from bdc_sync.names import apply_one_word_map, clean_names, one_word_map
-from bdc_sync.sessions_decoder import INDEX_LEVELS, VALUE_COLUMNS, decode_sessions
+from bdc_sync.sessions_decoder import INDEX_LEVELS, VALUE_COLUMNS
+from bdc_sync.sessions_staging import SESSIONS_KEY, staged_sessions
 from biodata_cache.catalog import FORAGING_SESSIONS
 
-SESSIONS_KEY = "foraging_nwb_bonsai_processed/df_sessions.pkl"
 _INT_COLUMNS = frozenset({"session", "nwb_suffix", "finished_trials", "total_trials"})
 
 
@@ -80,12 +80,7 @@ def pickle_etag(ctx: BuildContext) -> str:
 
 
 def derive(ctx: BuildContext) -> list[Row]:
-    found = ctx.source(ctx.settings.behavior_bucket).get_bytes(SESSIONS_KEY)
-    if found is None:
-        raise MissingInput(f"s3://{ctx.settings.behavior_bucket}/{SESSIONS_KEY} does not exist")
-    rows = session_rows(
-        decode_sessions(found[0], max_bytes=ctx.settings.sessions_pickle_max_bytes), ctx.malformed
-    )
+    rows = session_rows(staged_sessions(ctx.settings), ctx.malformed)
     normalize_trainers(rows)
     return rows
 
