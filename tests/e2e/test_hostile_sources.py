@@ -4,14 +4,17 @@ foraging_sessions only, the previous file and registry entry kept, the reason re
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
+from bdc_local.corpus import generate_corpus, write_jsonl
+from bdc_local.demo import export_cache
 from bdc_local.runner import run_and_wait
 from bdc_local.sources import BEHAVIOR_BUCKET, FORAGING_SESSIONS_KEY
-from bdc_local.stack import LocalStack
+from bdc_local.stack import LocalStack, StackConfig, local_stack
 from bdc_sync.tables import buildable_tables
 from biodata_cache import layout
 
@@ -60,3 +63,52 @@ def test_a_hostile_pickle_fails_only_foraging_sessions(stack: LocalStack, tmp_pa
     assert {k: v for k, v in new.items() if k not in checked} == kept
     assert new["status"] == "failed" and "refusing global" in new["message"]
     assert not marker.exists()
+
+
+HOSTILE_SUBJECT_IDS = ["6840\n39", "a/b", "x=y/z", "../../evil"]
+
+
+def test_subject_ids_that_are_not_one_key_segment_are_skipped_and_named(
+    tmp_path: Path, real_records: dict[str, dict]
+) -> None:
+    records = [*real_records.values(), *generate_corpus(120, seed=19)]
+    hostile: dict[str, str] = {}
+    with_subject = [
+        r for r in records if isinstance(r.get("subject"), dict) and r["subject"].get("subject_id")
+    ]
+    for record, subject_id in zip(with_subject[:4], HOSTILE_SUBJECT_IDS, strict=True):
+        record["subject"]["subject_id"] = subject_id
+        hostile[record["_id"]] = subject_id
+    good_subjects = {str(r["subject"]["subject_id"]) for r in with_subject[4:]}
+    path = tmp_path / "records.jsonl"
+    write_jsonl(records, path)
+    with local_stack(path, config=StackConfig(worker_timeout_seconds=30)) as stack:
+        stack.load_sources(records, seed=19)
+        payload = {"tables": ["asset_basics", "quality_control", "platform_qc"], "trigger": "schedule"}
+        result = run_and_wait(stack, payload, workers=3, timeout=180)
+        report = _json(stack, layout.run_report_key(FOLDER, result.run_id))
+        keys = [
+            item["Key"]
+            for page in stack.s3().get_paginator("list_objects_v2").paginate(Bucket=stack.config.bucket)
+            for item in page.get("Contents", [])
+        ]
+        export = tmp_path / "export"
+        export_cache(stack, export)
+
+    assert result.wall_seconds < 180
+    assert {name: item["status"] for name, item in result.tables.items()} == dict.fromkeys(
+        ["asset_basics", "quality_control", "platform_qc"], "succeeded"
+    )
+    (qc,) = [t for t in report["tables"] if t["table"] == "quality_control"]
+    named = {sample["id"] for sample in qc["malformed_sample"]}
+    assert set(hostile) & named, (named, hostile)
+    assert qc["malformed_records"] >= len(hostile)
+    qc_prefix = layout.partition_folder_key(FOLDER, "qc")
+    partitions = [key.removeprefix(qc_prefix) for key in keys if key.startswith(qc_prefix)]
+    assert partitions and all(re.fullmatch(r"subject_id=[A-Za-z0-9_.+-]+/data\.pqt", p) for p in partitions)
+    built = {p.split("/")[0].removeprefix("subject_id=") for p in partitions}
+    assert built and built <= good_subjects
+    assert not any("evil" in key or "\n" in key or "x=y" in key for key in keys)
+    root = tmp_path.resolve()
+    assert all(p.resolve().is_relative_to(export.resolve()) for p in export.rglob("*"))
+    assert {p.name for p in root.iterdir()} == {"records.jsonl", "export"}
