@@ -38,6 +38,8 @@ def run_function(function: str, event_file: Path, result_file: Path) -> None:
 
 
 def _handler(functions: dict[str, str], timeout: float) -> type[BaseHTTPRequestHandler]:
+    invocations: dict[str, list[int]] = {name: [] for name in functions}  # child pids, per function
+
     class Invoke(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
             sys.stderr.write("lambda_server: " + format % args + "\n")
@@ -52,6 +54,13 @@ def _handler(functions: dict[str, str], timeout: float) -> type[BaseHTTPRequestH
             self.end_headers()
             self.wfile.write(data)
 
+        def do_GET(self) -> None:
+            """``/_admin/invocations``: the pid of each invocation's process, per function."""
+            if self.path == "/_admin/invocations":
+                self._answer(200, invocations)
+            else:
+                self._answer(404, {"message": "not found"})
+
         def do_POST(self) -> None:
             path = self.path.split("?")[0]
             name = path.removeprefix(INVOKE_PREFIX).removesuffix("/invocations")
@@ -64,11 +73,17 @@ def _handler(functions: dict[str, str], timeout: float) -> type[BaseHTTPRequestH
             with tempfile.TemporaryDirectory(prefix="bdc-invoke-") as scratch:
                 event_file, result_file = Path(scratch) / "event.json", Path(scratch) / "result.json"
                 event_file.write_bytes(event)
-                child = subprocess.run(
+                child = subprocess.Popen(
                     [sys.executable, "-m", "bdc_local.lambda_server", "--run", functions[name],
                      "--event-file", str(event_file), "--result-file", str(result_file)],
-                    timeout=timeout, check=False, cwd=scratch,
+                    cwd=scratch,
                 )
+                invocations[name].append(child.pid)
+                try:
+                    child.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
                 result = json.loads(result_file.read_text()) if result_file.exists() else None
             if result is None or "error" in result:
                 error = result["error"] if result else {"errorMessage": f"exited with {child.returncode}",

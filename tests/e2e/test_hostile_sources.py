@@ -4,11 +4,13 @@ foraging_sessions only, the previous file and registry entry kept, the reason re
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from bdc_local.corpus import generate_corpus, write_jsonl
 from bdc_local.demo import export_cache
@@ -63,6 +65,10 @@ def test_a_hostile_pickle_fails_only_foraging_sessions(stack: LocalStack, tmp_pa
     assert {k: v for k, v in new.items() if k not in checked} == kept
     assert new["status"] == "failed" and "refusing global" in new["message"]
     assert not marker.exists()
+    # Each decoding ran in a process of its own, not in the worker (this process).
+    endpoint = stack.env["AWS_ENDPOINT_URL_LAMBDA"]
+    pids = requests.get(f"{endpoint}/_admin/invocations", timeout=10).json()[stack.env["DECODER_FUNCTION"]]
+    assert len(pids) >= 2 and os.getpid() not in pids and len(set(pids)) == len(pids)
 
 
 HOSTILE_SUBJECT_IDS = ["6840\n39", "a/b", "x=y/z", "../../evil"]
