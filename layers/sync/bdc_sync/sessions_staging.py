@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
+from botocore.config import Config
 
 from bdc_sync.framework import MissingInput, UnusableInput
 from bdc_sync.settings import Settings
@@ -48,7 +49,9 @@ def stage_sessions(settings: Settings) -> dict[str, Any]:
 
 
 def _invoke_decoder(settings: Settings) -> dict[str, Any]:
-    response = boto3.client("lambda").invoke(
+    # botocore waits 60 s for an answer by default; the decoder may run up to its 300 s timeout.
+    client = boto3.client("lambda", config=Config(read_timeout=330, retries={"max_attempts": 1}))
+    response = client.invoke(
         FunctionName=settings.decoder_function, InvocationType="RequestResponse", Payload=b"{}"
     )
     payload = response["Payload"].read()
