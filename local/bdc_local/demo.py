@@ -46,10 +46,15 @@ def export_cache(stack: LocalStack, target: Path) -> int:
     """Copy the cache folder tree (data-asset-cache/...) to a local directory."""
     s3 = stack.s3()
     paginator = s3.get_paginator("list_objects_v2")
+    root = target.resolve()
     copied = 0
     for page in paginator.paginate(Bucket=stack.config.bucket, Prefix=f"{layout.ROOT_PREFIX}/"):
         for item in page.get("Contents", []):
-            path = target / item["Key"]
+            path = (target / item["Key"]).resolve()
+            # A key is text someone wrote: it never names a file outside the target.
+            if not path.is_relative_to(root) or path == root:
+                print(f"skipped a key that would leave {target}: {item['Key']!r}")
+                continue
             path.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(stack.config.bucket, item["Key"], str(path))
             copied += 1

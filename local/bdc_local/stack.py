@@ -238,8 +238,26 @@ def _create_resources(config: StackConfig, moto_url: str) -> dict[str, str]:
     return urls
 
 
-def _start(args: list[str], log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": PYTHONPATH}
+DECODER_FUNCTION = "bdc-local-decoder"
+
+
+def _start_lambda_server(
+    env: dict[str, str], workdir: Path, processes: list[subprocess.Popen]
+) -> dict[str, str]:
+    """The Lambda Invoke API for the decoder (each call in its own process); its env."""
+    port_file = workdir / "lambda.port"
+    args = [sys.executable, "-m", "bdc_local.lambda_server", "--port", "0", "--port-file", str(port_file),
+            "--function", f"{DECODER_FUNCTION}=decoder"]
+    processes.append(_start(args, workdir / "lambda.log", env))
+    _wait_until(lambda: port_file.exists() and port_file.read_text().strip(), "Lambda API")
+    return {
+        "DECODER_FUNCTION": DECODER_FUNCTION,
+        "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{int(port_file.read_text().strip())}",
+    }
+
+
+def _start(args: list[str], log: Path, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, **(env_extra or {}), "PYTHONPATH": PYTHONPATH}
     with open(log, "ab") as sink:
         return subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, env=env)
 
@@ -296,6 +314,7 @@ def local_stack(
         _wait_until(lambda: requests.get(f"{docdb_url}/_admin/stats", timeout=1).ok, "DocDB API")
         urls = _create_resources(config, moto_url)
         env = _env_for(config, moto_url, docdb_url.removeprefix("http://"), urls)
+        env.update(_start_lambda_server(env, workdir, processes))
         if set_environ:
             os.environ.update(env)
         yield LocalStack(

@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "layers" / "build.py"
 OUT = ROOT / "build" / "lambda"
-FUNCTIONS = {"dispatcher", "worker", "finalizer"}
+FUNCTIONS = {"dispatcher", "worker", "finalizer", "decoder"}
 LIMIT_BYTES = 262_144_000
 
 pytestmark = pytest.mark.xdist_group("lambda-build")

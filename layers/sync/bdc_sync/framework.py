@@ -56,6 +56,10 @@ class MissingInput(RuntimeError):
     """A table this build reads does not exist (yet); the previous output is kept."""
 
 
+class UnusableInput(RuntimeError):
+    """A source exists but was refused (unsafe or malformed); retrying cannot help."""
+
+
 @dataclass
 class MalformedLog:
     """Records skipped because they could not give rows."""
@@ -217,6 +221,12 @@ def write_partition_files(
     partition column inside, as old readers expect.
     """
     table_folder = spec.folder or spec.name
+    for value in [v for v in parts if not layout.is_partition_value(v)]:
+        # A value from a record never becomes extra path levels: its rows are skipped.
+        rows = parts.pop(value)
+        skipped = rows.num_rows if rows is not None else 0
+        where = f"{spec.partition_key}={value[:80]!r}"
+        ctx.malformed.add(where, f"not one safe key segment; {skipped} rows skipped")
     key_of = {
         value: layout.partition_key(ctx.folder, table_folder, spec.partition_key or "", value)
         for value in parts

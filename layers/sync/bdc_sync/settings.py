@@ -43,6 +43,11 @@ class Settings(BaseModel):
     # backoff from docdb_backoff_seconds (full jitter), capped at 20 s a wait.
     docdb_retries: int = 6
     docdb_backoff_seconds: float = 0.5
+    # Largest df_sessions.pkl the decoder accepts (bytes, and bytes of strings counted
+    # once per reference); today's real file is a few tens of MB.
+    sessions_pickle_max_bytes: int = 1 << 30
+    # The function that unpickles df_sessions.pkl (its own role); empty: decode in-process.
+    decoder_function: str = ""
     version_folder: str = Field(default_factory=layout.package_folder)
 
 
@@ -61,6 +66,8 @@ _ENV = {
     "docdb_max_concurrency": "DOCDB_MAX_CONCURRENCY",
     "docdb_retries": "DOCDB_RETRIES",
     "docdb_backoff_seconds": "DOCDB_BACKOFF_SECONDS",
+    "sessions_pickle_max_bytes": "SESSIONS_PICKLE_MAX_BYTES",
+    "decoder_function": "DECODER_FUNCTION",
 }
 
 # The environment variables the code reads; the template test checks them.

@@ -11,7 +11,7 @@ from bdc_sync.flow.events import WorkItem
 from bdc_sync.flow.ledger import TERMINAL, Ledger
 from bdc_sync.flow.progress import advance_run
 from bdc_sync.flow.queues import Queues
-from bdc_sync.framework import BuildContext, MissingInput, TableResult
+from bdc_sync.framework import BuildContext, MissingInput, TableResult, UnusableInput
 from bdc_sync.settings import Settings
 from bdc_sync.tables import build_of
 
@@ -105,6 +105,10 @@ def build_work_item(
         # Retrying cannot create the input; record the failure and keep the old file.
         logger.error("input missing; previous file kept", extra={**log_keys, "error": str(exc)})
         result = TableResult(status="failed", rows=0, message=f"missing input: {exc}")
+    except UnusableInput as exc:
+        # A refused source stays refused on every delivery: record it, keep the old file.
+        logger.error("input refused; previous file kept", extra={**log_keys, "error": str(exc)})
+        result = TableResult(status="failed", rows=0, message=f"unusable input: {exc}")
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         last_attempt = receive_count >= settings.max_receives
