@@ -16,6 +16,7 @@ import pytest
 
 import biodata_cache as client
 from bdc_local.corpus import mutate_records, write_jsonl
+from bdc_local.freshness import measure_freshness
 from bdc_local.runner import (
     LocalLambdas,
     deliver_schedule,
@@ -228,6 +229,17 @@ def test_schedule_tick_during_a_scheduled_run_is_coalesced(stack: LocalStack) ->
     assert report["coalesced_into"] == first["run_id"] and report["tables"] == []
     assert ledger.get_run(first["run_id"])["state"] == "finalized"  # type: ignore[index]
     assert not read_json(stack, layout.latest_run_report_key(FOLDER)).get("state")  # type: ignore[union-attr]
+
+
+def test_freshness_a_docdb_change_reaches_the_client_within_an_interval(
+    stack: LocalStack, corpus: list[dict]
+) -> None:
+    run_and_wait(stack, {"tables": ["asset_basics"]}, workers=4, timeout=600)  # a built table to change
+    interval = 5.0
+    measured = measure_freshness(stack, corpus[0], interval=interval, timeout=interval + 120)
+    print(f"freshness_seconds={measured.seconds} at a {interval:.0f} s interval ({measured})")
+    assert measured.ticks >= 1 and measured.runs_started
+    assert measured.seconds <= interval + 120
 
 
 @pytest.mark.xdist_group("e2e_template")
