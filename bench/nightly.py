@@ -39,8 +39,10 @@ for part in ("layers/sync", "client/src", "local", "bench"):
 
 from seed_baseline import run_seed  # noqa: E402  (biodata-cache 0.33.2 in its own venv)
 
+import biodata_cache as client  # noqa: E402
 from bdc_local import corpus  # noqa: E402
 from bdc_local.cfn import load_template  # noqa: E402
+from bdc_local.freshness import measure_freshness  # noqa: E402
 from bdc_local.runner import RunResult, run_and_wait  # noqa: E402
 from bdc_local.stack import LocalStack, StackConfig, local_stack  # noqa: E402
 from biodata_cache import layout  # noqa: E402
@@ -351,6 +353,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--latency-ms", type=float, default=40.0)
     parser.add_argument("--per-record-ms", type=float, default=0.02)
+    parser.add_argument(
+        "--freshness-interval",
+        type=float,
+        default=15.0,
+        help="seconds between the emulated schedule's ticks in the freshness measurement",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--project",
@@ -482,6 +490,20 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(f"1% changed run: {one_pct.wall_seconds:.1f} s, {one_pct_docdb['requests']} DocDB requests")
 
+        # A record changed in DocDB while the schedule fires every interval: seconds
+        # until the client reads it (bdc_local.freshness).
+        client.configure()
+        fresh = measure_freshness(
+            stack, records[0], interval=args.freshness_interval, timeout=args.freshness_interval + 3600
+        )
+        figures["freshness"] = {
+            "interval_seconds": fresh.interval,
+            "ticks": fresh.ticks,
+            "coalesced_ticks": fresh.coalesced,
+        }
+        figures["freshness_seconds"] = fresh.seconds
+        print(f"freshness: {fresh.seconds:.1f} s at a {fresh.interval:.0f} s interval, {fresh}")
+
         peak_bucket = "bdc-peak-memory"
         stack.s3().create_bucket(
             Bucket=peak_bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
@@ -537,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         "request_ratio_vs_seed_full",
         "speedup_vs_seed_unchanged",
         "projected_speedup_vs_seed_full",
+        "freshness_seconds",
     ):
         if key in figures:
             print(f"{key}: {figures[key]}")
