@@ -53,6 +53,40 @@ WORKER_MEMORY_GB = float(load_template()["Parameters"]["WorkerMemorySize"]["Defa
 USD_PER_GB_SECOND = 0.0000166667  # Lambda on x86_64, us-west-2, first pricing tier
 RESULTS = REPO / "bench" / "results" / "nightly.json"
 
+# us-west-2 list prices as publicly known in 2025 (DynamoDB on-demand after its
+# November 2024 reduction); free tiers ignored. Lambda GB-second: USD_PER_GB_SECOND.
+USD_PER_LAMBDA_REQUEST = 0.20 / 1e6
+USD_PER_SQS_REQUEST = 0.40 / 1e6
+USD_PER_DYNAMODB_WRITE = 0.625 / 1e6
+USD_PER_DYNAMODB_READ = 0.125 / 1e6
+USD_PER_S3_PUT_OR_LIST = 0.005 / 1000
+USD_PER_S3_GET = 0.0004 / 1000
+RUNS_PER_MONTH = {"15min": 30 * 96, "hourly": 30 * 24, "nightly": 30}
+# The SQS event source polls both queues whether or not a run is on: about 5 pollers
+# a queue, one 20 s long poll each at a time.
+IDLE_SQS_REQUESTS_PER_MONTH = 2 * 5 * 3 * 60 * 24 * 30
+
+
+def monthly_costs(figures: dict[str, Any]) -> dict[str, float]:
+    """Monthly USD of unchanged runs at each cadence, from the unchanged run's measured
+    Lambda GB-seconds and invocations; SQS, DynamoDB and S3 requests per run are
+    estimated from the flow (per invocation: 3 SQS requests for its message, 6 ledger
+    writes and 4 reads, 8 S3 GETs/HEADs and 1 PUT/LIST)."""
+    unchanged = figures["unchanged"]
+    invocations = unchanged["lambda_invocations"]
+    per_run = (
+        unchanged["lambda_gb_seconds"] * USD_PER_GB_SECOND
+        + invocations * USD_PER_LAMBDA_REQUEST
+        + invocations * 3 * USD_PER_SQS_REQUEST
+        + invocations * (6 * USD_PER_DYNAMODB_WRITE + 4 * USD_PER_DYNAMODB_READ)
+        + invocations * (8 * USD_PER_S3_GET + 1 * USD_PER_S3_PUT_OR_LIST)
+    )
+    idle = IDLE_SQS_REQUESTS_PER_MONTH * USD_PER_SQS_REQUEST
+    return {
+        f"monthly_cost_{cadence}_usd": round(runs * per_run + idle, 2)
+        for cadence, runs in RUNS_PER_MONTH.items()
+    }
+
 
 def critical_path(result: RunResult) -> tuple[float, list[str]]:
     """The longest chain of dependent tables, by each table's own build time."""
@@ -540,7 +574,9 @@ def main(argv: list[str] | None = None) -> int:
             ),
         }
     )
+    figures.update(monthly_costs(figures))
     for key in (
+        *monthly_costs(figures),
         "speedup_vs_sequential",
         "critical_path_ratio",
         "projected_speedup_vs_sequential",
