@@ -34,11 +34,15 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-for part in ("layers/sync", "client/src", "local"):
+for part in ("layers/sync", "client/src", "local", "bench"):
     sys.path.insert(0, str(REPO / part))
 
+from seed_baseline import run_seed  # noqa: E402  (biodata-cache 0.33.2 in its own venv)
+
+import biodata_cache as client  # noqa: E402
 from bdc_local import corpus  # noqa: E402
 from bdc_local.cfn import load_template  # noqa: E402
+from bdc_local.freshness import measure_freshness  # noqa: E402
 from bdc_local.runner import RunResult, run_and_wait  # noqa: E402
 from bdc_local.stack import LocalStack, StackConfig, local_stack  # noqa: E402
 from biodata_cache import layout  # noqa: E402
@@ -48,6 +52,40 @@ from biodata_cache.catalog import get_spec  # noqa: E402
 WORKER_MEMORY_GB = float(load_template()["Parameters"]["WorkerMemorySize"]["Default"]) / 1024
 USD_PER_GB_SECOND = 0.0000166667  # Lambda on x86_64, us-west-2, first pricing tier
 RESULTS = REPO / "bench" / "results" / "nightly.json"
+
+# us-west-2 list prices as publicly known in 2025 (DynamoDB on-demand after its
+# November 2024 reduction); free tiers ignored. Lambda GB-second: USD_PER_GB_SECOND.
+USD_PER_LAMBDA_REQUEST = 0.20 / 1e6
+USD_PER_SQS_REQUEST = 0.40 / 1e6
+USD_PER_DYNAMODB_WRITE = 0.625 / 1e6
+USD_PER_DYNAMODB_READ = 0.125 / 1e6
+USD_PER_S3_PUT_OR_LIST = 0.005 / 1000
+USD_PER_S3_GET = 0.0004 / 1000
+RUNS_PER_MONTH = {"15min": 30 * 96, "hourly": 30 * 24, "nightly": 30}
+# The SQS event source polls both queues whether or not a run is on: about 5 pollers
+# a queue, one 20 s long poll each at a time.
+IDLE_SQS_REQUESTS_PER_MONTH = 2 * 5 * 3 * 60 * 24 * 30
+
+
+def monthly_costs(figures: dict[str, Any]) -> dict[str, float]:
+    """Monthly USD of unchanged runs at each cadence, from the unchanged run's measured
+    Lambda GB-seconds and invocations; SQS, DynamoDB and S3 requests per run are
+    estimated from the flow (per invocation: 3 SQS requests for its message, 6 ledger
+    writes and 4 reads, 8 S3 GETs/HEADs and 1 PUT/LIST)."""
+    unchanged = figures["unchanged"]
+    invocations = unchanged["lambda_invocations"]
+    per_run = (
+        unchanged["lambda_gb_seconds"] * USD_PER_GB_SECOND
+        + invocations * USD_PER_LAMBDA_REQUEST
+        + invocations * 3 * USD_PER_SQS_REQUEST
+        + invocations * (6 * USD_PER_DYNAMODB_WRITE + 4 * USD_PER_DYNAMODB_READ)
+        + invocations * (8 * USD_PER_S3_GET + 1 * USD_PER_S3_PUT_OR_LIST)
+    )
+    idle = IDLE_SQS_REQUESTS_PER_MONTH * USD_PER_SQS_REQUEST
+    return {
+        f"monthly_cost_{cadence}_usd": round(runs * per_run + idle, 2)
+        for cadence, runs in RUNS_PER_MONTH.items()
+    }
 
 
 def critical_path(result: RunResult) -> tuple[float, list[str]]:
@@ -337,11 +375,24 @@ def print_projections(figures: dict[str, Any]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100_000)
+    # 20,000: the scale of the comparison with the old job (0.33.2 is slow); the
+    # README's 100,000-asset figures come from --n 100000 --no-seed-baseline.
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument(
+        "--no-seed-baseline",
+        action="store_true",
+        help="skip biodata-cache 0.33.2's update_all_tables() (first build and unchanged rerun)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--latency-ms", type=float, default=40.0)
     parser.add_argument("--per-record-ms", type=float, default=0.02)
+    parser.add_argument(
+        "--freshness-interval",
+        type=float,
+        default=15.0,
+        help="seconds between the emulated schedule's ticks in the freshness measurement",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--project",
@@ -431,6 +482,38 @@ def main(argv: list[str] | None = None) -> int:
             f"rebuilt {figures['unchanged']['rebuilt']}"
         )
 
+        invocations = 2 + sum(int(i.get("attempts") or 0) for i in unchanged.tables.values())
+        figures["unchanged"]["lambda_invocations"] = invocations  # dispatcher + finalizer + table builds
+        figures["unchanged"]["lambda_gb_seconds"] = round(gb_seconds(unchanged, stack), 2)
+        scale = f"{len(records) // 1000}k" if len(records) % 1000 == 0 else str(len(records))
+        figures[f"unchanged_run_docdb_requests_{scale}"] = unchanged_docdb["requests"]
+        figures[f"unchanged_run_gb_seconds_{scale}"] = figures["unchanged"]["lambda_gb_seconds"]
+        figures[f"unchanged_run_lambda_invocations_{scale}"] = invocations
+
+        if not args.no_seed_baseline:
+            # The old job on the same stack and corpus, after ours (its own version folder).
+            seed_full = run_seed(stack)
+            print(f"biodata-cache 0.33.2 first build: {seed_full}")
+            seed_unchanged = run_seed(stack)
+            print(f"biodata-cache 0.33.2 unchanged rerun: {seed_unchanged}")
+            figures["seed_0_33_2"] = {"full": seed_full, "unchanged": seed_unchanged}
+            figures.update(
+                {
+                    "seed_full_wall_s": seed_full["wall_seconds"],
+                    "seed_full_docdb_requests": seed_full["docdb_requests"],
+                    "seed_unchanged_wall_s": seed_unchanged["wall_seconds"],
+                    "seed_unchanged_docdb_requests": seed_unchanged["docdb_requests"],
+                    "speedup_vs_seed_full": round(seed_full["wall_seconds"] / full.wall_seconds, 2),
+                    "request_ratio_vs_seed_full": round(
+                        seed_full["docdb_requests"] / max(1, full_docdb["requests"]), 2
+                    ),
+                    "speedup_vs_seed_unchanged": round(
+                        seed_unchanged["wall_seconds"] / unchanged.wall_seconds, 2
+                    ),
+                    "projected_speedup_vs_seed_full": round(seed_full["wall_seconds"] / projected_wall, 2),
+                }
+            )
+
         changed = corpus.mutate_records(records, 0.01, seed=args.seed + 1)
         stack.docdb_admin("upsert?version=v2", changed)
         one_pct, one_pct_docdb = run_measured(stack, args.workers)
@@ -440,6 +523,20 @@ def main(argv: list[str] | None = None) -> int:
             "docdb": one_pct_docdb,
         }
         print(f"1% changed run: {one_pct.wall_seconds:.1f} s, {one_pct_docdb['requests']} DocDB requests")
+
+        # A record changed in DocDB while the schedule fires every interval: seconds
+        # until the client reads it (bdc_local.freshness).
+        client.configure()
+        fresh = measure_freshness(
+            stack, records[0], interval=args.freshness_interval, timeout=args.freshness_interval + 3600
+        )
+        figures["freshness"] = {
+            "interval_seconds": fresh.interval,
+            "ticks": fresh.ticks,
+            "coalesced_ticks": fresh.coalesced,
+        }
+        figures["freshness_seconds"] = fresh.seconds
+        print(f"freshness: {fresh.seconds:.1f} s at a {fresh.interval:.0f} s interval, {fresh}")
 
         peak_bucket = "bdc-peak-memory"
         stack.s3().create_bucket(
@@ -477,7 +574,9 @@ def main(argv: list[str] | None = None) -> int:
             ),
         }
     )
+    figures.update(monthly_costs(figures))
     for key in (
+        *monthly_costs(figures),
         "speedup_vs_sequential",
         "critical_path_ratio",
         "projected_speedup_vs_sequential",
@@ -488,8 +587,18 @@ def main(argv: list[str] | None = None) -> int:
         "asset_basics_bytes_per_row",
         "docdb_server_ms_per_request",
         "docdb_server_share_of_modelled_latency",
+        "seed_full_wall_s",
+        "seed_full_docdb_requests",
+        "seed_unchanged_wall_s",
+        "seed_unchanged_docdb_requests",
+        "speedup_vs_seed_full",
+        "request_ratio_vs_seed_full",
+        "speedup_vs_seed_unchanged",
+        "projected_speedup_vs_seed_full",
+        "freshness_seconds",
     ):
-        print(f"{key}: {figures[key]}")
+        if key in figures:
+            print(f"{key}: {figures[key]}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=1) + "\n")
     print(f"written to {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out}")

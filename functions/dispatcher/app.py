@@ -3,6 +3,8 @@
 Scheduled: an EventBridge "Scheduled Event" → every table.
 Manual: ``{"tables": ["asset_basics", "source_data"]}`` → just those tables.
 A bad request is answered with an error and enqueues nothing.
+A scheduled run while the previous scheduled run is still building is coalesced
+into it (``"coalesced": true``, the reason, nothing enqueued).
 """
 
 from __future__ import annotations
@@ -51,5 +53,8 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
     except (BadRunRequest, UnknownTableError) as exc:
         logger.error("run request rejected", extra={"error": str(exc)})
         return {"ok": False, "error": str(exc)}
+    if started.get("coalesced_into"):
+        metrics.add_metric(name="RunsCoalesced", unit=MetricUnit.Count, value=1)
+        return {"ok": True, "coalesced": True, **started}
     metrics.add_metric(name="RunsStarted", unit=MetricUnit.Count, value=1)
     return {"ok": True, **started}

@@ -223,12 +223,15 @@ class RunResult:
     tables: dict[str, dict[str, Any]]
 
 
+RUN_DONE = frozenset({"finalized", "coalesced"})
+
+
 def wait_for_runs(ledger: Ledger, run_ids: list[str], *, timeout: float = 3600.0, poll: float = 0.2) -> None:
-    """Block until every run is finalized; TimeoutError naming the unfinished ones."""
+    """Block until every run is finalized (or coalesced); TimeoutError naming the unfinished ones."""
     deadline = time.monotonic() + timeout
     pending = list(run_ids)
     while pending:
-        pending = [r for r in pending if (ledger.get_run(r) or {}).get("state") != "finalized"]
+        pending = [r for r in pending if (ledger.get_run(r) or {}).get("state") not in RUN_DONE]
         if not pending:
             return
         if time.monotonic() > deadline:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,7 +17,15 @@ import pytest
 
 import biodata_cache as client
 from bdc_local.corpus import mutate_records, write_jsonl
-from bdc_local.runner import invoke_dispatcher, run_and_wait
+from bdc_local.freshness import measure_freshness
+from bdc_local.runner import (
+    LocalLambdas,
+    deliver_schedule,
+    invoke_dispatcher,
+    ledger_for,
+    run_and_wait,
+    wait_for_runs,
+)
 from bdc_local.stack import LocalStack, StackConfig, local_stack
 from biodata_cache import catalog, layout
 
@@ -220,6 +229,45 @@ def test_bad_manual_requests_enqueue_nothing(stack: LocalStack) -> None:
         QueueUrl=stack.work_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
+
+
+def test_schedule_tick_during_a_scheduled_run_is_coalesced(stack: LocalStack) -> None:
+    # The ticks arrive before any worker runs, so the first run is certainly still building.
+    first = deliver_schedule()
+    second = deliver_schedule()
+    assert first["ok"] and "coalesced" not in first
+    assert second["ok"] and second["coalesced"] is True and second["coalesced_into"] == first["run_id"]
+    assert second["enqueued"] == [] and first["run_id"] in second["reason"]
+    ledger = ledger_for(stack)
+    with LocalLambdas(stack, workers=4):
+        wait_for_runs(ledger, [first["run_id"]], timeout=600)
+        report_key = layout.run_report_key(FOLDER, second["run_id"])
+        polls = 120
+        while polls and "Contents" not in stack.s3().list_objects_v2(
+            Bucket=stack.config.bucket, Prefix=report_key
+        ):
+            time.sleep(0.5)
+            polls -= 1
+        # After the first run finalized, the next tick starts a run of its own.
+        third = deliver_schedule()
+        assert third["ok"] and "coalesced" not in third
+        wait_for_runs(ledger, [third["run_id"]], timeout=600)
+    report = read_json(stack, report_key)
+    assert isinstance(report, dict) and report["state"] == "coalesced"
+    assert report["coalesced_into"] == first["run_id"] and report["tables"] == []
+    assert ledger.get_run(first["run_id"])["state"] == "finalized"  # type: ignore[index]
+    assert not read_json(stack, layout.latest_run_report_key(FOLDER)).get("state")  # type: ignore[union-attr]
+
+
+def test_freshness_a_docdb_change_reaches_the_client_within_an_interval(
+    stack: LocalStack, corpus: list[dict]
+) -> None:
+    run_and_wait(stack, {"tables": ["asset_basics"]}, workers=4, timeout=600)  # a built table to change
+    interval = 5.0
+    measured = measure_freshness(stack, corpus[0], interval=interval, timeout=interval + 120)
+    print(f"freshness_seconds={measured.seconds} at a {interval:.0f} s interval ({measured})")
+    assert measured.ticks >= 1 and measured.runs_started
+    assert measured.seconds <= interval + 120
 
 
 @pytest.mark.xdist_group("e2e_template")

@@ -33,6 +33,11 @@ class Settings(BaseModel):
     worker_timeout_seconds: int = 900
     # Days a run stays in the ledger (DynamoDB TTL).
     ledger_ttl_days: int = 30
+    # How long a scheduled run keeps later scheduled runs coalesced into it when it
+    # never finalizes (a crashed or stuck run must not block the schedule forever).
+    # Longer than any healthy run: its tables' retries (max_receives x worker timeout)
+    # along the longest dependency chain.
+    scheduled_run_slot_seconds: int = 3 * 3600
     # Concurrent DocDB requests one worker may make. One, as the old job made them
     # against the same service "to avoid overloading" it: that is all the service is
     # known to bear. The run then has at most WorkerMaxConcurrency (32) requests in

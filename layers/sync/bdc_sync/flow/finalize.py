@@ -168,14 +168,48 @@ def run_report(run: dict[str, Any], items: dict[str, dict[str, Any]]) -> dict[st
     }
 
 
+def coalesced_report(run: dict[str, Any]) -> dict[str, Any]:
+    """The report of a scheduled run that built nothing: an earlier run was still building."""
+    return {
+        "run_id": run["run_id"],
+        "version": run["folder"],
+        "trigger": run.get("trigger"),
+        "state": "coalesced",
+        "coalesced_into": run.get("coalesced_into"),
+        "reason": run.get("reason", ""),
+        "started_at": _iso(run.get("created_at")),
+        "finished_at": _iso(run.get("created_at")),
+        "wall_seconds": 0.0,
+        "tables": [],
+        "totals": {
+            "tables": 0,
+            "failed": 0,
+            "skipped": 0,
+            "docdb_requests": 0,
+            "bytes_written": 0,
+            "malformed_records": 0,
+        },
+    }
+
+
 def finalize_run(run_id: str, settings: Settings, ledger: Ledger, cache: ObjectStore) -> dict[str, Any]:
     """Write the report, merge the registry, list the version; once per run."""
     run = ledger.get_run(run_id)
     if run is None:
         raise ValueError(f"unknown run {run_id}")
     folder = run["folder"]
+    if run["state"] == "coalesced":
+        # Only the report: the registry and the latest report belong to runs that built.
+        report_key = layout.run_report_key(folder, run_id)
+        cache.put_json(report_key, coalesced_report(run))
+        logger.info(
+            "coalesced run reported", extra={"run_id": run_id, "coalesced_into": run.get("coalesced_into")}
+        )
+        return {"run_id": run_id, "state": "coalesced", "report": report_key}
     if run["state"] == "finalized":
         logger.info("run already finalized", extra={"run_id": run_id})
+        if run.get("trigger") == "schedule":
+            ledger.give_back_schedule_slot(folder, run_id)  # a redelivery after a crash here
         return {
             "run_id": run_id,
             "state": "finalized",
@@ -197,6 +231,10 @@ def finalize_run(run_id: str, settings: Settings, ledger: Ledger, cache: ObjectS
         lambda current: merge_registry(current, items, run_id, settings.cache_bucket, folder),
     )
     cache.update_json(layout.versions_key(), lambda versions: add_version(versions, folder))
+    if run.get("trigger") == "schedule":
+        # Before mark_finalized, so whoever sees the run finalized finds the slot free;
+        # every table of the run is done by now, so a tick from here on may start.
+        ledger.give_back_schedule_slot(folder, run_id)
     ledger.mark_finalized(run_id, report_key)
     logger.info("run finalized", extra={"run_id": run_id, **report["totals"]})
     return {

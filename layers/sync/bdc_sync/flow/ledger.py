@@ -7,7 +7,13 @@ Item keys: ``pk = run#<run_id>``; ``sk = run`` or ``table#<name>``.
 Table states: waiting → (queued) → running → succeeded | unchanged | failed | skipped;
 a big table goes running → chunked (its chunks, ``sk = chunk#<table>#<n>``, each go
 queued → running → terminal) → terminal when its last chunk is counted.
-Run states: running → finalizing → finalized.
+Run states: running → finalizing → finalized; or ``coalesced`` (a scheduled run that
+started while an earlier scheduled run was still building: it enqueued nothing).
+
+One more item, ``pk = slot#<folder>``, ``sk = scheduled``, names the scheduled run
+that holds the schedule's slot: taken by the dispatcher with a conditional write,
+given back by the finalizer, and free again after its deadline if the run never
+finalizes.
 """
 
 from __future__ import annotations
@@ -110,6 +116,64 @@ class Ledger:
                     "state": "running",
                     "created_at": now,
                     "expiration": expiration,
+                }
+            )
+        )
+
+    def take_schedule_slot(self, folder: str, run_id: str, hold_seconds: int) -> str | None:
+        """Let ``run_id`` hold the schedule's slot; None if it now holds it, else the holder's id."""
+        now = time.time()
+        key = {"pk": f"slot#{folder}", "sk": "scheduled"}
+        try:
+            self.table.put_item(
+                Item=_dynamo(
+                    {
+                        **key,
+                        "run_id": run_id,
+                        "taken_at": now,
+                        "hold_until": now + hold_seconds,
+                        "expiration": self._expiration(),
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR hold_until < :now",
+                ExpressionAttributeValues=_dynamo({":now": now}),
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+            item = self.table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
+            return str(item.get("run_id", "")) or "unknown"
+        return None
+
+    def give_back_schedule_slot(self, folder: str, run_id: str) -> bool:
+        """Free the slot if ``run_id`` holds it (a later run may hold it after a deadline)."""
+        # An update, not a delete: the hold simply ends now (the finalizer's role
+        # already has UpdateItem on the ledger).
+        return self._transition(
+            {"pk": f"slot#{folder}", "sk": "scheduled"},
+            "run_id = :me",
+            "SET hold_until = :zero",
+            {":me": run_id, ":zero": 0},
+        )
+
+    def record_coalesced_run(self, run_id: str, folder: str, trigger: str, into: str, reason: str) -> None:
+        """A run that enqueued nothing because ``into`` is still building its tables."""
+        now = time.time()
+        self.table.put_item(
+            Item=_dynamo(
+                {
+                    "pk": _pk(run_id),
+                    "sk": "run",
+                    "run_id": run_id,
+                    "folder": folder,
+                    "trigger": trigger,
+                    "tables": [],
+                    "state": "coalesced",
+                    "coalesced_into": into,
+                    "reason": reason,
+                    "created_at": now,
+                    "finalized_at": now,
+                    "expiration": self._expiration(),
                 }
             )
         )
