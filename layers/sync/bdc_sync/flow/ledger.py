@@ -106,17 +106,7 @@ class Ledger:
                 )
         self.table.put_item(
             Item=_dynamo(
-                {
-                    "pk": _pk(run_id),
-                    "sk": "run",
-                    "run_id": run_id,
-                    "folder": folder,
-                    "trigger": trigger,
-                    "tables": sorted(depends_on),
-                    "state": "running",
-                    "created_at": now,
-                    "expiration": expiration,
-                }
+                self._run_item(run_id, folder, trigger, now, tables=sorted(depends_on), state="running")
             )
         )
 
@@ -159,24 +149,24 @@ class Ledger:
     def record_coalesced_run(self, run_id: str, folder: str, trigger: str, into: str, reason: str) -> None:
         """A run that enqueued nothing because ``into`` is still building its tables."""
         now = time.time()
-        self.table.put_item(
-            Item=_dynamo(
-                {
-                    "pk": _pk(run_id),
-                    "sk": "run",
-                    "run_id": run_id,
-                    "folder": folder,
-                    "trigger": trigger,
-                    "tables": [],
-                    "state": "coalesced",
-                    "coalesced_into": into,
-                    "reason": reason,
-                    "created_at": now,
-                    "finalized_at": now,
-                    "expiration": self._expiration(),
-                }
-            )
-        )
+        item = self._run_item(run_id, folder, trigger, now, tables=[], state="coalesced")
+        item.update(coalesced_into=into, reason=reason, finalized_at=now)
+        self.table.put_item(Item=_dynamo(item))
+
+    def _run_item(
+        self, run_id: str, folder: str, trigger: str, now: float, *, tables: list[str], state: str
+    ) -> dict[str, Any]:
+        return {
+            "pk": _pk(run_id),
+            "sk": "run",
+            "run_id": run_id,
+            "folder": folder,
+            "trigger": trigger,
+            "tables": tables,
+            "state": state,
+            "created_at": now,
+            "expiration": self._expiration(),
+        }
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         item = self.table.get_item(Key={"pk": _pk(run_id), "sk": "run"}, ConsistentRead=True)
