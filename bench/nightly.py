@@ -185,7 +185,9 @@ def sequential_baseline(stack: LocalStack) -> dict[str, Any]:
         stack.s3().copy_object(
             Bucket=bucket, Key=key["Key"], CopySource={"Bucket": stack.config.bucket, "Key": key["Key"]}
         )
-    settings = settings_from_env().model_copy(update={"cache_bucket": bucket})
+    # One process, as the old job: the pickle is decoded here too (the stack's decoder
+    # function would stage it in the stack's bucket, not this one).
+    settings = settings_from_env().model_copy(update={"cache_bucket": bucket, "decoder_function": ""})
     order = topological(buildable_tables())
     stack.docdb_admin("reset_stats", {})
     seconds: dict[str, float] = {}
