@@ -7,6 +7,7 @@ end-to-end tests drive the same code through servers; these pin each rule alone.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -16,12 +17,14 @@ import pytest
 from moto import mock_aws
 from pydantic import ValidationError
 
+from bdc_sync.flow import work
 from bdc_sync.flow.dispatch import resolve_tables, start_run
-from bdc_sync.flow.events import RunRequest
+from bdc_sync.flow.events import RunRequest, WorkItem
 from bdc_sync.flow.finalize import merge_registry
 from bdc_sync.flow.ledger import Ledger
 from bdc_sync.flow.progress import advance_run
 from bdc_sync.flow.queues import Queues
+from bdc_sync.framework import DerivedTable, UndeclaredInput
 from bdc_sync.settings import Settings
 from bdc_sync.tables import buildable_tables
 from biodata_cache import catalog
@@ -54,6 +57,9 @@ class Stack:
         final = self.sqs.create_queue(QueueName="finalize")["QueueUrl"]
         self.settings = Settings(
             cache_bucket="cache", work_queue_url=work, finalize_queue_url=final, run_ledger_table="ledger"
+        )
+        boto3.client("s3", region_name=REGION).create_bucket(
+            Bucket="cache", CreateBucketConfiguration={"LocationConstraint": REGION}
         )
         self.ledger = Ledger("ledger", resource=dynamodb)
         self.queues = Queues(work, final, client=self.sqs)
@@ -155,6 +161,22 @@ def test_a_run_finalizes_once(stack: Stack) -> None:
     assert stack.ledger.mark_finalized(RUN, "report.json")
     assert not stack.ledger.mark_finalized(RUN, "report.json")
     assert (stack.ledger.get_run(RUN) or {})["state"] == "finalized"
+
+
+# -- the worker builds with its table's spec ---------------------------------------------
+
+
+def test_the_worker_holds_a_build_to_its_depends_on(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    undeclared = dataclasses.replace(catalog.UNIQUE_PROJECT_NAMES, depends_on=())
+    sneaky = DerivedTable(spec=undeclared, derive=lambda ctx: ctx.upstream("asset_basics"))
+    monkeypatch.setattr(work, "build_of", lambda name: sneaky)
+    stack.ledger.create_run(RUN, "v1", "manual", {"unique_project_names": []})
+    item = WorkItem(run_id=RUN, table="unique_project_names")
+    with pytest.raises(UndeclaredInput):
+        work.build_work_item(item, stack.settings.max_receives, stack.settings, stack.ledger, stack.queues)
+    recorded = stack.ledger.get_item(RUN, "unique_project_names") or {}
+    assert recorded["status"] == "failed"
+    assert recorded["message"].startswith("UndeclaredInput: unique_project_names reads 'asset_basics'")
 
 
 # -- chunks: counted once each, finished once ---------------------------------------------
