@@ -27,6 +27,7 @@ from bdc_sync.settings import Settings
 from bdc_sync.store import ObjectStore
 from bdc_sync.tables import asset_basics, source_data
 from biodata_cache import layout
+from biodata_cache.catalog import TableSpec
 
 CACHE_BUCKET = "test-cache-bucket"
 SOURCE_BUCKET = "aind-open-data"
@@ -80,17 +81,19 @@ class Harness:
     def folder(self) -> str:
         return self.settings.version_folder
 
-    def context(self) -> BuildContext:
+    def context(self, spec: TableSpec | None = None) -> BuildContext:
         self.runs += 1
         # Requests are counted per build, as a real context's fresh clients would.
         self.v2.requests = self.v1.requests = 0
-        ctx = BuildContext(self.settings, f"run-{self.runs}", cache=ObjectStore(CACHE_BUCKET, client=self.s3))
+        ctx = BuildContext(
+            self.settings, f"run-{self.runs}", cache=ObjectStore(CACHE_BUCKET, client=self.s3), spec=spec
+        )
         # The context makes its DocDB clients on first use; hand it the fakes instead.
         ctx._docdb = {"v2": self.v2, "v1": self.v1}  # type: ignore[assignment]
         return ctx
 
     def build(self, table: Table) -> tuple[TableResult, BuildContext]:
-        ctx = self.context()
+        ctx = self.context(table.spec)
         return table.build(ctx), ctx
 
     def build_upstream(self) -> None:

@@ -60,6 +60,21 @@ class UnusableInput(RuntimeError):
     """A source exists but was refused (unsafe or malformed); retrying cannot help."""
 
 
+class UndeclaredInput(RuntimeError):
+    """A build read a table its spec's ``depends_on`` does not name: a bug in the table module.
+
+    Undeclared, the read would escape the run's ordering (the input may not be built
+    yet) and the derived table's fingerprint (its changes would not trigger a rebuild).
+    """
+
+
+class UndeclaredColumn(ValueError):
+    """Rows carry a key that is not a column of the table: a misspelt key, not bad data.
+
+    Left alone, arrow would drop the key and the intended column would stay null.
+    """
+
+
 @dataclass
 class MalformedLog:
     """Records skipped because they could not give rows."""
@@ -97,9 +112,13 @@ class BuildContext:
         run_id: str,
         *,
         cache: ObjectStore | None = None,
+        spec: TableSpec | None = None,
     ) -> None:
         self.settings = settings
         self.run_id = run_id
+        # The table being built: its ``depends_on`` bounds what ``upstream`` may read.
+        # None (benchmarks, ad-hoc scripts) reads any table.
+        self.spec = spec
         self.folder = settings.version_folder
         self.cache = cache or ObjectStore(settings.cache_bucket)
         self.malformed = MalformedLog()
@@ -150,14 +169,26 @@ class BuildContext:
     def table_key(self, spec: TableSpec) -> str:
         return layout.table_key(self.folder, spec.name)
 
+    def _check_declared(self, name: str) -> None:
+        if self.spec is not None and name not in self.spec.depends_on:
+            declared = ", ".join(self.spec.depends_on) or "nothing"
+            raise UndeclaredInput(
+                f"{self.spec.name} reads {name!r} but its catalog spec's depends_on declares {declared}"
+            )
+
     def upstream(self, name: str, columns: list[str] | None = None) -> pa.Table:
-        """The current file of a table this one reads; MissingInput if there is none."""
+        """The current file of a table this one reads; MissingInput if there is none.
+
+        UndeclaredInput if the table being built does not declare ``name`` in ``depends_on``.
+        """
+        self._check_declared(name)
         table = self.cache.read_table(layout.table_key(self.folder, name), columns=columns)
         if table is None:
             raise MissingInput(f"input table {name} has no file yet; build it first")
         return table
 
     def upstream_sha(self, name: str) -> str | None:
+        self._check_declared(name)
         info = self.cache.head(layout.table_key(self.folder, name))
         return None if info is None else info.metadata.get("sha256")
 
@@ -255,7 +286,9 @@ def rows_to_arrow(rows: list[Row], schema: pa.Schema, malformed: MalformedLog) -
 
     Converting all rows at once is fast; only if that fails do we convert row by row
     to find (and skip) the offenders, so one bad value never sinks the table.
+    A key that is not in ``schema`` raises UndeclaredColumn: it is the module's bug.
     """
+    check_row_keys(rows, schema)
     try:
         return pa.Table.from_pylist(rows, schema=schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
@@ -268,6 +301,18 @@ def rows_to_arrow(rows: list[Row], schema: pa.Schema, malformed: MalformedLog) -
                 continue
             good.append(row)
         return pa.Table.from_pylist(good, schema=schema)
+
+
+def check_row_keys(rows: Iterable[Row], schema: pa.Schema) -> None:
+    """UndeclaredColumn if a row has a key that ``schema`` lacks (missing keys are nulls, fine)."""
+    allowed = frozenset(schema.names)
+    for row in rows:
+        if not row.keys() <= allowed:
+            unknown = sorted(set(row) - allowed)
+            columns = ", ".join(schema.names)
+            raise UndeclaredColumn(
+                f"rows carry keys that are not columns: {', '.join(unknown)}; columns: {columns}"
+            )
 
 
 def fingerprint_of(spec: TableSpec, revision: int, inputs: Any) -> str:

@@ -91,7 +91,7 @@ def build_work_item(
         return _not_claimed(item, claim.status, ledger, queues, settings, log_keys)
 
     build = build_of(item.table)
-    ctx = BuildContext(settings, item.run_id)
+    ctx = BuildContext(settings, item.run_id, spec=build.spec)
     started = time.monotonic()
     try:
         if item.chunk is not None:
@@ -184,7 +184,7 @@ def finish_chunked_table(item: WorkItem, ledger: Ledger, settings: Settings) -> 
         return
     if not ledger.claim_finish(item.run_id, item.table, settings.worker_timeout_seconds):
         return  # another delivery is finishing it (or has)
-    ctx = BuildContext(settings, item.run_id)
+    ctx = BuildContext(settings, item.run_id, spec=build.spec)
     started = time.monotonic()
     result = build.finish(ctx, {index: chunk["status"] for index, chunk in chunks.items()})
     outcome = outcome_of(result, ctx, time.monotonic() - started)
