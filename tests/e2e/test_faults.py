@@ -613,9 +613,13 @@ def test_docdb_gateway_limits_split_batches_and_skip_what_cannot_be_returned(
     by_status = stats["responses_by_status"]
     named = {s["id"]: s["reason"] for t in report["tables"] for s in t["unreturnable_sample"]}
     splits = report["totals"]["docdb_splits"]
-    # Split on 502 (the oversized record's batches) and on 504 (slow batches) alike.
-    assert by_status.get("502", 0) > 0 and by_status.get("504", 0) > 0, by_status
-    assert stats["timeouts"] == by_status["504"] and splits > 0
+    # Split on 502: the oversized record's batches, every run. Whether a batch of this
+    # 154-record corpus also passes the scaled timeout (504) depends on which records
+    # share a request, which the worker threads' timing decides (2 of 5 runs had none),
+    # so the 504 split is asserted where it is deterministic:
+    # tests/local/test_docdb_limits.py::test_batches_split_on_504_at_the_integration_timeout.
+    assert by_status.get("502", 0) > 0, by_status
+    assert stats["timeouts"] == by_status.get("504", 0) and splits > 0
     # The over-limit record: skipped by the table that reads its QC, counted, named.
     assert list(named) == [huge["_id"]] and reported["quality_control"]["unreturnable_records"] == 1
     assert report["totals"]["unreturnable_records"] == 1
