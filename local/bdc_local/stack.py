@@ -218,9 +218,14 @@ def _create_resources(config: StackConfig, moto_url: str) -> dict[str, str]:
             },
         )["QueueUrl"]
         urls[f"{role}_dlq"] = dlq_url
-    dynamodb = session.client("dynamodb", endpoint_url=moto_url)
+    create_ledger_table(session.client("dynamodb", endpoint_url=moto_url), config.ledger_table)
+    return urls
+
+
+def create_ledger_table(dynamodb: Any, name: str) -> None:
+    """The run ledger as template.yaml declares it (pk/sk strings, on demand, TTL)."""
     dynamodb.create_table(
-        TableName=config.ledger_table,
+        TableName=name,
         KeySchema=[
             {"AttributeName": "pk", "KeyType": "HASH"},
             {"AttributeName": "sk", "KeyType": "RANGE"},
@@ -232,10 +237,8 @@ def _create_resources(config: StackConfig, moto_url: str) -> dict[str, str]:
         BillingMode="PAY_PER_REQUEST",
     )
     dynamodb.update_time_to_live(
-        TableName=config.ledger_table,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
     )
-    return urls
 
 
 DECODER_FUNCTION = "bdc-local-decoder"

@@ -17,6 +17,7 @@ import pytest
 from moto import mock_aws
 from pydantic import ValidationError
 
+from bdc_local.stack import create_ledger_table
 from bdc_sync.flow import work
 from bdc_sync.flow.dispatch import resolve_tables, start_run
 from bdc_sync.flow.events import RunRequest, WorkItem
@@ -40,18 +41,7 @@ class Stack:
 
     def __init__(self) -> None:
         dynamodb = boto3.resource("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName="ledger",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_ledger_table(dynamodb.meta.client, "ledger")
         self.sqs = boto3.client("sqs", region_name=REGION)
         work = self.sqs.create_queue(QueueName="work")["QueueUrl"]
         final = self.sqs.create_queue(QueueName="finalize")["QueueUrl"]

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from moto import mock_aws
 
+from bdc_local.stack import create_ledger_table
 from bdc_sync.flow.dispatch import start_run
 from bdc_sync.flow.events import RunRequest
 from bdc_sync.flow.finalize import finalize_run
@@ -32,18 +33,7 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 class Deployment:
     def __init__(self) -> None:
         dynamodb = boto3.resource("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName="ledger",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_ledger_table(dynamodb.meta.client, "ledger")
         self.sqs = boto3.client("sqs", region_name=REGION)
         work = self.sqs.create_queue(QueueName="work")["QueueUrl"]
         final = self.sqs.create_queue(QueueName="finalize")["QueueUrl"]

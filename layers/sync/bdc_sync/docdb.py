@@ -303,11 +303,7 @@ class DocDB:
         try:
             records = self.aggregate(pipeline)
         except requests.HTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            if status not in OVERSIZE_STATUSES:
-                raise
-            with self._lock:
-                self.oversize_by_status[status] += 1
+            status = self._count_oversize(exc)
             if len(batch) == 1:
                 return self._match_one(field, batch[0], pipeline, exc)
             # An aggregate answer cannot be paged: split until the halves fit. A 502 or
@@ -324,6 +320,15 @@ class DocDB:
         sizer.observe(len(batch), getattr(self._local, "last_size", 0))
         return records
 
+    def _count_oversize(self, exc: requests.HTTPError) -> int:
+        """The status of an oversize answer (413/502/504), counted; any other error re-raised."""
+        status = exc.response.status_code if exc.response is not None else None
+        if status not in OVERSIZE_STATUSES:
+            raise exc
+        with self._lock:
+            self.oversize_by_status[status] += 1
+        return status
+
     def _match_one(
         self, field: str, value: str, pipeline: list[dict], error: requests.HTTPError
     ) -> list[dict]:
@@ -337,11 +342,7 @@ class DocDB:
             try:
                 return self.aggregate(pipeline)
             except requests.HTTPError as exc:
-                status = exc.response.status_code if exc.response is not None else None
-                if status not in OVERSIZE_STATUSES:
-                    raise
-                with self._lock:
-                    self.oversize_by_status[status] += 1
+                self._count_oversize(exc)
                 last = exc
         response = last.response
         reason = f"HTTP {response.status_code if response is not None else '?'}: " + (
