@@ -25,7 +25,8 @@ from typing import Any
 
 import boto3
 
-from bdc_sync.flow.ledger import TERMINAL, Ledger
+from bdc_sync.flow.ledger import Ledger
+from bdc_sync.flow.states import RUN_DONE, TERMINAL
 
 REPO = Path(__file__).resolve().parents[2]
 # Powertools warns on every invocation that publishes no metric; with metrics
@@ -221,9 +222,6 @@ class RunResult:
     wall_seconds: float
     run: dict[str, Any]
     tables: dict[str, dict[str, Any]]
-
-
-RUN_DONE = frozenset({"finalized", "coalesced"})
 
 
 def wait_for_runs(ledger: Ledger, run_ids: list[str], *, timeout: float = 3600.0, poll: float = 0.2) -> None:

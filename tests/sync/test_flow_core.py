@@ -18,13 +18,14 @@ from moto import mock_aws
 from pydantic import ValidationError
 
 from bdc_local.stack import create_ledger_table
-from bdc_sync.flow import work
+from bdc_sync.flow import states, work
 from bdc_sync.flow.dispatch import resolve_tables, start_run
 from bdc_sync.flow.events import RunRequest, WorkItem
 from bdc_sync.flow.finalize import merge_registry
 from bdc_sync.flow.ledger import Ledger
 from bdc_sync.flow.progress import advance_run
 from bdc_sync.flow.queues import Queues
+from bdc_sync.flow.states import IllegalTransition, RunState, Status
 from bdc_sync.framework import DerivedTable, UndeclaredInput
 from bdc_sync.settings import Settings
 from bdc_sync.tables import buildable_tables
@@ -130,8 +131,10 @@ def test_a_released_item_is_claimed_again_and_keeps_the_error(stack: Stack) -> N
 def test_an_outcome_must_be_terminal(stack: Stack) -> None:
     stack.ledger.create_run(RUN, "v1", "manual", {"asset_basics": []})
     claim = stack.ledger.claim(RUN, "asset_basics", LEASE)
-    with pytest.raises(ValueError, match="not a terminal status: running"):
+    with pytest.raises(IllegalTransition, match="not an outcome status: running"):
         stack.ledger.record_outcome(RUN, "asset_basics", claim.token, {"status": "running"})
+    with pytest.raises(IllegalTransition, match="not an outcome status: skipped"):
+        stack.ledger.record_outcome(RUN, "asset_basics", claim.token, {"status": "skipped"})
 
 
 def test_queued_and_skipped_only_from_waiting(stack: Stack) -> None:
@@ -370,3 +373,65 @@ def test_a_companion_takes_its_rows_from_the_build_that_writes_it() -> None:
     assert entry(registry, "qc_tag_status")["status"] == "ok"
     # Tables not in the run keep what the registry said.
     assert entry(registry, "asset_basics")["status"] == "never built"
+
+
+# -- the state machine (bdc_sync.flow.states) ----------------------------------------------
+
+
+def test_the_state_machine_names_every_legal_move() -> None:
+    legal = [
+        (states.TABLE, Status.WAITING, Status.QUEUED),
+        (states.TABLE, Status.WAITING, Status.SKIPPED),
+        (states.TABLE, Status.QUEUED, Status.RUNNING),
+        (states.TABLE, Status.RUNNING, Status.RUNNING),
+        (states.TABLE, Status.RUNNING, Status.CHUNKED),
+        (states.TABLE, Status.CHUNKED, Status.SUCCEEDED),
+        (states.CHUNK, Status.QUEUED, Status.RUNNING),
+        (states.CHUNK, Status.RUNNING, Status.FAILED),
+        (states.RUN, RunState.RUNNING, RunState.FINALIZING),
+        (states.RUN, RunState.FINALIZING, RunState.FINALIZED),
+    ]
+    for machine, source, target in legal:
+        machine.check([source], target)
+    illegal = [
+        (states.TABLE, Status.SUCCEEDED, Status.QUEUED),
+        (states.TABLE, Status.SKIPPED, Status.RUNNING),
+        (states.TABLE, Status.QUEUED, Status.SKIPPED),
+        (states.TABLE, Status.CHUNKED, Status.RUNNING),
+        (states.CHUNK, Status.RUNNING, Status.CHUNKED),
+        (states.CHUNK, Status.WAITING, Status.RUNNING),
+        (states.RUN, RunState.FINALIZED, RunState.RUNNING),
+        (states.RUN, RunState.RUNNING, RunState.FINALIZED),
+        (states.RUN, RunState.COALESCED, RunState.FINALIZING),
+    ]
+    for machine, source, target in illegal:
+        with pytest.raises(IllegalTransition, match=f"a {machine.kind} cannot go from {source} to {target}"):
+            machine.check([source], target)
+    # A terminal state is the end: nothing leaves it.
+    for machine in (states.TABLE, states.CHUNK):
+        assert not any(machine.moves.get(s) for s in states.TERMINAL)
+    assert states.TERMINAL == states.BUILT | states.NOT_BUILT
+
+
+def test_an_illegal_move_asked_of_the_ledger_raises_and_writes_nothing(stack: Stack) -> None:
+    table = "quality_control"
+    stack.ledger.create_run(RUN, "v1", "manual", {table: []})
+    claim = stack.ledger.claim(RUN, table, LEASE)
+    assert stack.ledger.start_chunks(RUN, table, claim.token, 1)
+    before = stack.ledger.get_item(RUN, table, 0)
+    # A chunk is never chunked itself, so it cannot be finished without a lease.
+    with pytest.raises(IllegalTransition, match="a chunk cannot go from chunked to succeeded"):
+        stack.ledger.record_outcome(RUN, table, None, {"status": "succeeded"}, chunk=0)
+    assert stack.ledger.get_item(RUN, table, 0) == before
+
+
+def test_states_are_stored_as_the_plain_strings(stack: Stack) -> None:
+    stack.ledger.create_run(RUN, "v1", "manual", {"asset_basics": []})
+    claim = stack.ledger.claim(RUN, "asset_basics", LEASE)
+    stack.ledger.record_outcome(RUN, "asset_basics", claim.token, {"status": Status.UNCHANGED, "rows": 1})
+    client = boto3.client("dynamodb", region_name=REGION)  # low level: the stored types
+    key = {"pk": {"S": f"run#{RUN}"}, "sk": {"S": "table#asset_basics"}}
+    assert client.get_item(TableName="ledger", Key=key)["Item"]["status"] == {"S": "unchanged"}
+    run = client.get_item(TableName="ledger", Key={"pk": {"S": f"run#{RUN}"}, "sk": {"S": "run"}})
+    assert run["Item"]["state"] == {"S": "running"}
+    assert json.dumps({"status": Status.FAILED}) == '{"status": "failed"}'

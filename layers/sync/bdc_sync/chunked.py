@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 
 from bdc_sync.docdb import projection_of
 from bdc_sync.fields import MalformedRecord, record_id
+from bdc_sync.flow.states import Status
 from bdc_sync.framework import (
     BuildContext,
     MalformedLog,
@@ -82,7 +83,7 @@ class ChunkedBuild(ABC):
         """Build one chunk of the saved plan."""
 
     @abstractmethod
-    def finish(self, ctx: BuildContext, chunk_statuses: dict[int, str]) -> TableResult:
+    def finish(self, ctx: BuildContext, chunk_statuses: dict[int, Status]) -> TableResult:
         """Publish the table from the chunks' results; called once, after the last chunk."""
 
     def build(self, ctx: BuildContext) -> TableResult:
@@ -93,7 +94,7 @@ class ChunkedBuild(ABC):
         planned = self.plan(ctx)
         if isinstance(planned, TableResult):
             return planned
-        statuses = {}
+        statuses: dict[int, Status] = {}
         for index in range(planned):
             statuses[index] = self.build_chunk(ctx, index).status
         result = self.finish(ctx, statuses)
@@ -185,7 +186,7 @@ class SubjectPartitionedTable(ChunkedBuild):
         _count_marked(previous, ctx.malformed)
         if not subjects and ctx.cache.head(self._state_key(ctx)) is not None:
             return TableResult(
-                status="unchanged",
+                status=Status.UNCHANGED,
                 rows=int(pc.sum(previous["rows"]).as_py() or 0),
                 message="no record changed since the last build",
                 content_sha256=_digest(
@@ -245,7 +246,7 @@ class SubjectPartitionedTable(ChunkedBuild):
         state = pa.Table.from_pylist(records, schema=STATE_SCHEMA)
         ctx.cache.write_table(self._chunk_key(ctx, index), state)
         return TableResult(
-            status="succeeded",
+            status=Status.SUCCEEDED,
             rows=int(pc.sum(state["rows"]).as_py() or 0),
             bytes_written=bytes_total,
             partitions_written=written_total,
@@ -322,14 +323,14 @@ class SubjectPartitionedTable(ChunkedBuild):
         return files
 
     # -- finish ---------------------------------------------------------------------
-    def finish(self, ctx: BuildContext, chunk_statuses: dict[int, str]) -> TableResult:
+    def finish(self, ctx: BuildContext, chunk_statuses: dict[int, Status]) -> TableResult:
         """Merge the chunks' records into the state; called once, after the last chunk."""
         plan = self._saved_plan(ctx)
         previous = self._previous_state(ctx)
         done_subjects: set[str] = set()
         fetched: list[pa.Table] = []
         for index, status in chunk_statuses.items():
-            if status != "succeeded":
+            if status != Status.SUCCEEDED:
                 continue
             chunk = ctx.cache.read_table(self._chunk_key(ctx, index))
             if chunk is not None:
@@ -346,13 +347,13 @@ class SubjectPartitionedTable(ChunkedBuild):
             self.spec, self.revision, state["_id"].to_pylist(), state["_last_modified"].to_pylist()
         )
         ctx.cache.write_table(self._state_key(ctx), state)
-        failed = sorted(i for i, s in chunk_statuses.items() if s != "succeeded")
+        failed = sorted(i for i, s in chunk_statuses.items() if s != Status.SUCCEEDED)
         _count_marked(kept, ctx.malformed)
         message = f"{len(done_subjects)} subjects rebuilt in {len(chunk_statuses)} chunks"
         if failed:
-            return TableResult(status="failed", rows=rows, message=f"{message}; chunks failed: {failed}")
+            return TableResult(status=Status.FAILED, rows=rows, message=f"{message}; chunks failed: {failed}")
         return TableResult(
-            status="succeeded",
+            status=Status.SUCCEEDED,
             rows=rows,
             content_sha256=digest,
             message=message,
@@ -418,16 +419,16 @@ class AssetReadsTable(ChunkedBuild):
         rows = rows_to_arrow([row for row, _ in found], self.spec.schema, ctx.malformed)
         written = ctx.cache.write_table(self._chunk_key(ctx, index), rows)
         return TableResult(
-            status="succeeded",
+            status=Status.SUCCEEDED,
             rows=rows.num_rows,
             bytes_written=written.bytes_written,
             message=f"{len(needs)} assets read",
         )
 
-    def finish(self, ctx: BuildContext, chunk_statuses: dict[int, str]) -> TableResult:
-        failed = sorted(i for i, status in chunk_statuses.items() if status != "succeeded")
+    def finish(self, ctx: BuildContext, chunk_statuses: dict[int, Status]) -> TableResult:
+        failed = sorted(i for i, status in chunk_statuses.items() if status != Status.SUCCEEDED)
         if failed:  # publishing without them would drop their assets' rows
-            return TableResult(status="failed", rows=0, message=f"chunks failed: {failed}")
+            return TableResult(status=Status.FAILED, rows=0, message=f"chunks failed: {failed}")
         plan = self._saved_plan(ctx)
         kept = self._kept_rows(ctx, dict.fromkeys(plan["assets"]))
         rows = list(kept.values())

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from bdc_sync.docdb import DocDB, projection_of
 from bdc_sync.fields import MalformedRecord, record_id
+from bdc_sync.flow.states import Status
 from bdc_sync.settings import Settings
 from bdc_sync.store import ObjectStore, WriteResult
 from biodata_cache import layout
@@ -92,7 +93,7 @@ class MalformedLog:
 class TableResult:
     """What a build produced, for the ledger and the run report."""
 
-    status: str  # "succeeded" (written) or "unchanged" (same content already there)
+    status: Status  # SUCCEEDED (written), UNCHANGED (same content already there) or FAILED
     rows: int
     bytes_written: int = 0
     content_sha256: str | None = None
@@ -412,7 +413,7 @@ class RecordTable:
             state = ctx.cache.read_table(state_key, columns=[MARK_COL])
             _count_carried_malformed(state, ctx.malformed)
             return TableResult(
-                status="unchanged",
+                status=Status.UNCHANGED,
                 rows=int(state_info.metadata.get("published-rows", 0)),
                 content_sha256=state_info.metadata.get("published-sha256"),
                 message="no record changed since the last build",
@@ -451,7 +452,7 @@ class RecordTable:
             },
         )
         return TableResult(
-            status="succeeded" if written.changed else "unchanged",
+            status=Status.SUCCEEDED if written.changed else Status.UNCHANGED,
             rows=written.rows,
             bytes_written=written.bytes_written,
             content_sha256=written.sha256,
@@ -596,7 +597,7 @@ def upstream_fingerprint(
 def published(written: WriteResult) -> TableResult:
     """The result of writing a non-partitioned table ("unchanged" if its bytes were already there)."""
     return TableResult(
-        status="succeeded" if written.changed else "unchanged",
+        status=Status.SUCCEEDED if written.changed else Status.UNCHANGED,
         rows=written.rows,
         bytes_written=written.bytes_written,
         content_sha256=written.sha256,
@@ -609,7 +610,7 @@ def unchanged_since(ctx: BuildContext, spec: TableSpec, fingerprint: str) -> Tab
     if current is None or current.metadata.get("input-fingerprint") != fingerprint:
         return None
     return TableResult(
-        status="unchanged",
+        status=Status.UNCHANGED,
         rows=int(current.metadata.get("rows", 0)),
         content_sha256=current.metadata.get("sha256"),
         message="inputs unchanged since the last build",

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bdc_sync.flow.ledger import Ledger
+from bdc_sync.flow.states import BUILT, RunState, Status
 from bdc_sync.settings import Settings
 from bdc_sync.store import ObjectStore
 from biodata_cache import layout
@@ -53,7 +54,7 @@ def build_fields(outcome: dict[str, Any], run_id: str, previous: dict[str, Any])
     finished = _iso(outcome.get("finished_at"))
     status = outcome["status"]
     fields: dict[str, Any] = {
-        "status": "ok" if status in {"succeeded", "unchanged"} else status,
+        "status": "ok" if status in BUILT else status,
         "last_checked": finished,
         # Full precision: two overlapping runs often finish a table within the same
         # second, and last_checked (whole seconds) cannot tell which was later.
@@ -61,10 +62,10 @@ def build_fields(outcome: dict[str, Any], run_id: str, previous: dict[str, Any])
         "last_run_id": run_id,
         "message": outcome.get("message", ""),
     }
-    if status in {"succeeded", "unchanged"}:
+    if status in BUILT:
         fields["rows"] = outcome.get("rows")
         fields["content_sha256"] = outcome.get("content_sha256") or previous.get("content_sha256")
-        changed = status == "succeeded" or previous.get("last_built") is None
+        changed = status == Status.SUCCEEDED or previous.get("last_built") is None
         fields["last_built"] = finished if changed else previous.get("last_built")
         fields["built_by_run"] = run_id if changed else previous.get("built_by_run")
     else:
@@ -157,8 +158,8 @@ def run_report(run: dict[str, Any], items: dict[str, dict[str, Any]]) -> dict[st
         "tables": tables,
         "totals": {
             "tables": len(tables),
-            "failed": sum(1 for t in tables if t["status"] == "failed"),
-            "skipped": sum(1 for t in tables if t["status"] == "skipped"),
+            "failed": sum(1 for t in tables if t["status"] == Status.FAILED),
+            "skipped": sum(1 for t in tables if t["status"] == Status.SKIPPED),
             "docdb_requests": sum(t["docdb_requests"] or 0 for t in tables),
             "bytes_written": sum(t["bytes_written"] or 0 for t in tables),
             "malformed_records": sum(t["malformed_records"] or 0 for t in tables),
@@ -174,7 +175,7 @@ def coalesced_report(run: dict[str, Any]) -> dict[str, Any]:
         "run_id": run["run_id"],
         "version": run["folder"],
         "trigger": run.get("trigger"),
-        "state": "coalesced",
+        "state": RunState.COALESCED,
         "coalesced_into": run.get("coalesced_into"),
         "reason": run.get("reason", ""),
         "started_at": _iso(run.get("created_at")),
@@ -198,25 +199,25 @@ def finalize_run(run_id: str, settings: Settings, ledger: Ledger, cache: ObjectS
     if run is None:
         raise ValueError(f"unknown run {run_id}")
     folder = run["folder"]
-    if run["state"] == "coalesced":
+    if run["state"] == RunState.COALESCED:
         # Only the report: the registry and the latest report belong to runs that built.
         report_key = layout.run_report_key(folder, run_id)
         cache.put_json(report_key, coalesced_report(run))
         logger.info(
             "coalesced run reported", extra={"run_id": run_id, "coalesced_into": run.get("coalesced_into")}
         )
-        return {"run_id": run_id, "state": "coalesced", "report": report_key}
-    if run["state"] == "finalized":
+        return {"run_id": run_id, "state": RunState.COALESCED, "report": report_key}
+    if run["state"] == RunState.FINALIZED:
         logger.info("run already finalized", extra={"run_id": run_id})
         if run.get("trigger") == "schedule":
             ledger.give_back_schedule_slot(folder, run_id)  # a redelivery after a crash here
         return {
             "run_id": run_id,
-            "state": "finalized",
+            "state": RunState.FINALIZED,
             "report": run.get("report_key"),
             "finalized_now": False,
         }
-    if run["state"] != "finalizing":
+    if run["state"] != RunState.FINALIZING:
         raise RuntimeError(f"run {run_id} is {run['state']}, not ready to finalize")
     items = ledger.table_items(run_id)
     report = run_report(run, items)
@@ -239,7 +240,7 @@ def finalize_run(run_id: str, settings: Settings, ledger: Ledger, cache: ObjectS
     logger.info("run finalized", extra={"run_id": run_id, **report["totals"]})
     return {
         "run_id": run_id,
-        "state": "finalized",
+        "state": RunState.FINALIZED,
         "report": report_key,
         "totals": report["totals"],
         "finalized_now": True,

@@ -3,12 +3,10 @@
 Every state change is a conditional write, so duplicate or out-of-order deliveries
 cannot build a table twice in a run, lose an outcome, or finalize a run twice.
 
-Item keys: ``pk = run#<run_id>``; ``sk = run`` or ``table#<name>``.
-Table states: waiting → (queued) → running → succeeded | unchanged | failed | skipped;
-a big table goes running → chunked (its chunks, ``sk = chunk#<table>#<n>``, each go
-queued → running → terminal) → terminal when its last chunk is counted.
-Run states: running → finalizing → finalized; or ``coalesced`` (a scheduled run that
-started while an earlier scheduled run was still building: it enqueued nothing).
+Item keys: ``pk = run#<run_id>``; ``sk = run``, ``table#<name>`` or, for the chunks of
+a chunked table, ``chunk#<table>#<n>``. The states they go through and the legal moves
+are named in ``bdc_sync.flow.states``; each method here is one of those moves, and
+its condition is the move's legal source states.
 
 One more item, ``pk = slot#<folder>``, ``sk = scheduled``, names the scheduled run
 that holds the schedule's slot: taken by the dispatcher with a conditional write,
@@ -22,16 +20,26 @@ import random
 import re
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-TERMINAL = frozenset({"succeeded", "unchanged", "failed", "skipped"})
-NOT_BUILT = frozenset({"failed", "skipped"})
+from bdc_sync.flow.states import (
+    OUTCOMES,
+    RUN,
+    TABLE,
+    IllegalTransition,
+    Machine,
+    RunState,
+    Status,
+    machine_of,
+)
 
 
 def _pk(run_id: str) -> str:
@@ -54,6 +62,8 @@ def _plain(value: Any) -> Any:
 
 
 def _dynamo(value: Any) -> Any:
+    if isinstance(value, StrEnum):
+        return str(value)  # stored as its value, as the plain strings always were
     if isinstance(value, float):
         return Decimal(str(round(value, 6)))
     if isinstance(value, dict):
@@ -69,7 +79,7 @@ class Claim:
 
     won: bool
     token: str = ""
-    status: str = ""  # the table's status when the claim was lost
+    status: str = ""  # the item's status when the claim was lost ("missing": no such item)
 
 
 def _conditional_failed(exc: ClientError) -> bool:
@@ -98,17 +108,14 @@ class Ledger:
                         "pk": _pk(run_id),
                         "sk": f"table#{name}",
                         "table": name,
-                        "status": "waiting",
+                        "status": Status.WAITING,
                         "depends_on": deps,
                         "attempts": 0,
                         "expiration": expiration,
                     }
                 )
-        self.table.put_item(
-            Item=_dynamo(
-                self._run_item(run_id, folder, trigger, now, tables=sorted(depends_on), state="running")
-            )
-        )
+        run = self._run_item(run_id, folder, trigger, now, tables=sorted(depends_on), state=RunState.RUNNING)
+        self.table.put_item(Item=_dynamo(run))
 
     def take_schedule_slot(self, folder: str, run_id: str, hold_seconds: int) -> str | None:
         """Let ``run_id`` hold the schedule's slot; None if it now holds it, else the holder's id."""
@@ -149,12 +156,12 @@ class Ledger:
     def record_coalesced_run(self, run_id: str, folder: str, trigger: str, into: str, reason: str) -> None:
         """A run that enqueued nothing because ``into`` is still building its tables."""
         now = time.time()
-        item = self._run_item(run_id, folder, trigger, now, tables=[], state="coalesced")
+        item = self._run_item(run_id, folder, trigger, now, tables=[], state=RunState.COALESCED)
         item.update(coalesced_into=into, reason=reason, finalized_at=now)
         self.table.put_item(Item=_dynamo(item))
 
     def _run_item(
-        self, run_id: str, folder: str, trigger: str, now: float, *, tables: list[str], state: str
+        self, run_id: str, folder: str, trigger: str, now: float, *, tables: list[str], state: RunState
     ) -> dict[str, Any]:
         return {
             "pk": _pk(run_id),
@@ -186,7 +193,7 @@ class Ledger:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _transition(self, key: dict[str, str], condition: str, update: str, values: dict) -> bool:
+    def _transition(self, key: dict[str, str], condition: str, update: str, values: dict[str, Any]) -> bool:
         """A conditional update; False when the condition did not hold."""
         expression = condition + update
         names = {
@@ -211,41 +218,72 @@ class Ledger:
 
     def start_finalizing(self, run_id: str) -> bool:
         """running → finalizing; True for the one caller that made the change."""
-        return self._transition(
+        return self._move(
             {"pk": _pk(run_id), "sk": "run"},
-            "#st = :running",
-            "SET #st = :finalizing, all_done_at = :now",
-            {":running": "running", ":finalizing": "finalizing", ":now": time.time()},
+            RUN,
+            {RunState.RUNNING},
+            RunState.FINALIZING,
+            sets="all_done_at = :now",
+            values={":now": time.time()},
         )
 
     def mark_finalized(self, run_id: str, report_key: str) -> bool:
-        return self._transition(
+        """finalizing → finalized, with the report's key."""
+        return self._move(
             {"pk": _pk(run_id), "sk": "run"},
-            "#st = :finalizing",
-            "SET #st = :finalized, finalized_at = :now, report_key = :report",
-            {
-                ":finalizing": "finalizing",
-                ":finalized": "finalized",
-                ":now": time.time(),
-                ":report": report_key,
-            },
+            RUN,
+            {RunState.FINALIZING},
+            RunState.FINALIZED,
+            sets="finalized_at = :now, report_key = :report",
+            values={":now": time.time(), ":report": report_key},
         )
 
     # -- tables -------------------------------------------------------------------
+    def _move(
+        self,
+        key: dict[str, str],
+        machine: Machine,
+        sources: Collection[str],
+        target: str,
+        *,
+        guard: str = "",
+        sets: str = "",
+        values: dict[str, Any] | None = None,
+    ) -> bool:
+        """One move of ``machine``: from any of ``sources`` (and ``guard``) to ``target``.
+
+        IllegalTransition if the machine does not allow it; False if the item was not
+        in a source state (another delivery moved it first).
+        """
+        machine.check(sources, target)
+        attribute = "#st" if machine is RUN else "#s"
+        names = {f":from{i}": source for i, source in enumerate(sorted(sources))}
+        condition = f"{attribute} IN ({', '.join(names)})"
+        if guard:
+            condition = f"{condition} AND {guard}"
+        update = f"SET {attribute} = :to" + (f", {sets}" if sets else "")
+        return self._transition(key, condition, update, {**names, ":to": target, **(values or {})})
+
     def mark_queued(self, run_id: str, table: str) -> bool:
-        return self._transition(
-            {"pk": _pk(run_id), "sk": f"table#{table}"},
-            "#s = :waiting",
-            "SET #s = :queued, queued_at = :now",
-            {":waiting": "waiting", ":queued": "queued", ":now": time.time()},
+        """waiting → queued (its work message was sent)."""
+        return self._move(
+            {"pk": _pk(run_id), "sk": _sk(table, None)},
+            TABLE,
+            {Status.WAITING},
+            Status.QUEUED,
+            sets="queued_at = :now",
+            values={":now": time.time()},
         )
 
     def mark_skipped(self, run_id: str, table: str, reason: str) -> bool:
-        return self._transition(
-            {"pk": _pk(run_id), "sk": f"table#{table}"},
-            "#s = :waiting",
-            "SET #s = :skipped, message = :reason, finished_at = :now",
-            {":waiting": "waiting", ":skipped": "skipped", ":reason": reason, ":now": time.time()},
+        """waiting → skipped (an input was not built)."""
+        return self._move(
+            {"pk": _pk(run_id), "sk": _sk(table, None)},
+            TABLE,
+            {Status.WAITING},
+            Status.SKIPPED,
+            sets="message = :reason, finished_at = :now",
+            values={":reason": reason, ":now": time.time()},
         )
 
     def claim(self, run_id: str, table: str, lease_seconds: int, chunk: int | None = None) -> Claim:
@@ -253,16 +291,20 @@ class Ledger:
         token = uuid.uuid4().hex
         now = time.time()
         key = {"pk": _pk(run_id), "sk": _sk(table, chunk)}
+        machine = machine_of(chunk)
+        # From a state before running, or from running once the holder's lease expired.
+        fresh = sorted(machine.sources_of(Status.RUNNING) - {Status.RUNNING})
+        machine.check([*fresh, Status.RUNNING], Status.RUNNING)
+        names = {f":from{i}": source for i, source in enumerate(fresh)}
         won = self._transition(
             key,
-            "#s IN (:waiting, :queued) OR (#s = :running AND lease_until < :now)",
+            f"#s IN ({', '.join(names)}) OR (#s = :running AND lease_until < :now)",
             "SET #s = :running, lease_until = :until, lease_token = :token, "
             "attempts = if_not_exists(attempts, :zero) + :one, "
             "started_at = if_not_exists(started_at, :now)",
             {
-                ":waiting": "waiting",
-                ":queued": "queued",
-                ":running": "running",
+                **names,
+                ":running": Status.RUNNING,
                 ":now": now,
                 ":until": now + lease_seconds,
                 ":token": token,
@@ -276,12 +318,16 @@ class Ledger:
         return Claim(won=False, status=str(item["status"]) if item else "missing")
 
     def release(self, run_id: str, table: str, token: str, error: str, chunk: int | None = None) -> bool:
-        """Give a table (or chunk) back after a failed attempt so the next delivery may retry."""
-        return self._transition(
+        """Give a table (or chunk) back after a failed attempt so the next delivery may retry
+        (running → running, its lease ended)."""
+        return self._move(
             {"pk": _pk(run_id), "sk": _sk(table, chunk)},
-            "#s = :running AND lease_token = :token",
-            "SET lease_until = :zero, last_error = :error",
-            {":running": "running", ":token": token, ":zero": 0, ":error": error[:1000]},
+            machine_of(chunk),
+            {Status.RUNNING},
+            Status.RUNNING,
+            guard="lease_token = :token",
+            sets="lease_until = :zero, last_error = :error",
+            values={":token": token, ":zero": 0, ":error": error[:1000]},
         )
 
     def record_outcome(
@@ -292,22 +338,25 @@ class Ledger:
         outcome: dict[str, Any],
         chunk: int | None = None,
     ) -> bool:
-        """running → a terminal status with the outcome's figures, for the lease holder only.
+        """running → the outcome's status, with its figures, for the lease holder only.
 
-        With ``token=None`` it completes a chunked table instead (chunked → terminal).
+        With ``token=None`` it finishes a chunked table instead (chunked → the outcome's
+        status). IllegalTransition if the status is not an outcome (OUTCOMES).
         """
         status = outcome["status"]
-        if status not in TERMINAL:
-            raise ValueError(f"not a terminal status: {status}")
+        if status not in OUTCOMES:
+            raise IllegalTransition(f"not an outcome status: {status}")
+        source = Status.CHUNKED if token is None else Status.RUNNING
+        machine_of(chunk).check([source], status)
         names = {f"#f{i}": name for i, name in enumerate(outcome)}
         sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(outcome)))
         values: dict[str, Any] = {f":v{i}": value for i, value in enumerate(outcome.values())}
         if token is None:
             condition = "#status = :chunked"
-            values[":chunked"] = "chunked"
+            values[":chunked"] = Status.CHUNKED
         else:
             condition = "#status = :running AND lease_token = :token"
-            values.update({":running": "running", ":token": token})
+            values.update({":running": Status.RUNNING, ":token": token})
         try:
             self.table.update_item(
                 Key={"pk": _pk(run_id), "sk": _sk(table, chunk)},
@@ -334,16 +383,19 @@ class Ledger:
                         "sk": _sk(table, index),
                         "table": table,
                         "chunk": index,
-                        "status": "queued",
+                        "status": Status.QUEUED,
                         "attempts": 0,
                         "expiration": expiration,
                     }
                 )
-        return self._transition(
+        return self._move(
             {"pk": _pk(run_id), "sk": _sk(table, None)},
-            "#s = :running AND lease_token = :token",
-            "SET #s = :chunked, chunks_total = :n, chunks_done = :zero",
-            {":running": "running", ":token": token, ":chunked": "chunked", ":n": chunks, ":zero": 0},
+            TABLE,
+            {Status.RUNNING},
+            Status.CHUNKED,
+            guard="lease_token = :token",
+            sets="chunks_total = :n, chunks_done = :zero",
+            values={":token": token, ":n": chunks, ":zero": 0},
         )
 
     def count_chunk_done(self, run_id: str, table: str, chunk: int) -> tuple[int, int]:
@@ -401,7 +453,7 @@ class Ledger:
             {"pk": _pk(run_id), "sk": _sk(table, None)},
             "#s = :chunked AND (attribute_not_exists(finish_lease_until) OR finish_lease_until < :now)",
             "SET finish_lease_until = :until",
-            {":chunked": "chunked", ":now": now, ":until": now + lease_seconds},
+            {":chunked": Status.CHUNKED, ":now": now, ":until": now + lease_seconds},
         )
 
     def get_item(self, run_id: str, table: str, chunk: int | None = None) -> dict[str, Any] | None:

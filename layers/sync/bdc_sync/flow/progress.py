@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 
 from bdc_sync.flow.events import WorkItem
-from bdc_sync.flow.ledger import NOT_BUILT, TERMINAL, Ledger
+from bdc_sync.flow.ledger import Ledger
 from bdc_sync.flow.queues import Queues
+from bdc_sync.flow.states import NOT_BUILT, TERMINAL, RunState, Status
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def advance_run(run_id: str, ledger: Ledger, queues: Queues) -> list[str]:
         items = ledger.table_items(run_id)
         progressed = False
         for name, item in sorted(items.items()):
-            if item["status"] != "waiting":
+            if item["status"] != Status.WAITING:
                 continue
             deps = [d for d in item.get("depends_on", []) if d in items]
             if not all(items[d]["status"] in TERMINAL for d in deps):
@@ -44,6 +45,6 @@ def advance_run(run_id: str, ledger: Ledger, queues: Queues) -> list[str]:
             break
     if items and all(item["status"] in TERMINAL for item in items.values()):
         run = ledger.get_run(run_id) or {}
-        if ledger.start_finalizing(run_id) or run.get("state") == "finalizing":
+        if ledger.start_finalizing(run_id) or run.get("state") == RunState.FINALIZING:
             queues.send_finalize(run_id)
     return enqueued

@@ -8,9 +8,10 @@ from typing import Any
 
 from bdc_sync.chunked import ChunkedBuild
 from bdc_sync.flow.events import WorkItem
-from bdc_sync.flow.ledger import TERMINAL, Ledger
+from bdc_sync.flow.ledger import Ledger
 from bdc_sync.flow.progress import advance_run
 from bdc_sync.flow.queues import Queues
+from bdc_sync.flow.states import TERMINAL, Status
 from bdc_sync.framework import BuildContext, MissingInput, TableResult, UnusableInput
 from bdc_sync.settings import Settings
 from bdc_sync.tables import build_of
@@ -59,7 +60,7 @@ def outcome_of(result: TableResult, ctx: BuildContext, seconds: float) -> dict[s
 def failure_outcome(ctx: BuildContext, seconds: float, error: str) -> dict[str, Any]:
     return {
         **docdb_figures(ctx),
-        "status": "failed",
+        "status": Status.FAILED,
         "rows": 0,
         "bytes_written": 0,
         "duration_seconds": seconds,
@@ -104,11 +105,11 @@ def build_work_item(
     except MissingInput as exc:
         # Retrying cannot create the input; record the failure and keep the old file.
         logger.error("input missing; previous file kept", extra={**log_keys, "error": str(exc)})
-        result = TableResult(status="failed", rows=0, message=f"missing input: {exc}")
+        result = TableResult(status=Status.FAILED, rows=0, message=f"missing input: {exc}")
     except UnusableInput as exc:
         # A refused source stays refused on every delivery: record it, keep the old file.
         logger.error("input refused; previous file kept", extra={**log_keys, "error": str(exc)})
-        result = TableResult(status="failed", rows=0, message=f"unusable input: {exc}")
+        result = TableResult(status=Status.FAILED, rows=0, message=f"unusable input: {exc}")
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         last_attempt = receive_count >= settings.max_receives
@@ -155,10 +156,10 @@ def _not_claimed(
         logger.info("duplicate delivery of a finished item", extra=log_keys)
         _after_outcome(item, ledger, queues, settings)  # heals a crash after the outcome
         return None
-    if status == "chunked":
+    if status == Status.CHUNKED:
         # A duplicate of the planning message: make sure every chunk has a message.
         for index, chunk in ledger.chunk_items(item.run_id, item.table).items():
-            if chunk["status"] == "queued":
+            if chunk["status"] == Status.QUEUED:
                 queues.send_work(WorkItem(run_id=item.run_id, table=item.table, chunk=index))
         return None
     raise TableBusy(f"{item.table} of run {item.run_id} is being built by another delivery")
@@ -168,7 +169,7 @@ def _after_outcome(item: WorkItem, ledger: Ledger, queues: Queues, settings: Set
     """Count a finished chunk (finishing its table after the last), then advance the run."""
     if item.chunk is not None:
         table = ledger.get_item(item.run_id, item.table) or {}
-        if table.get("status") == "chunked":
+        if table.get("status") == Status.CHUNKED:
             done, total = ledger.count_chunk_done(item.run_id, item.table, item.chunk)
             if done >= total:
                 finish_chunked_table(item, ledger, settings)
@@ -186,7 +187,7 @@ def finish_chunked_table(item: WorkItem, ledger: Ledger, settings: Settings) -> 
         return  # another delivery is finishing it (or has)
     ctx = BuildContext(settings, item.run_id, spec=build.spec)
     started = time.monotonic()
-    result = build.finish(ctx, {index: chunk["status"] for index, chunk in chunks.items()})
+    result = build.finish(ctx, {index: Status(chunk["status"]) for index, chunk in chunks.items()})
     outcome = outcome_of(result, ctx, time.monotonic() - started)
     for figure in (
         "docdb_requests",
@@ -207,8 +208,8 @@ def finish_chunked_table(item: WorkItem, ledger: Ledger, settings: Settings) -> 
     outcome["duration_seconds"] += sum(float(c.get("duration_seconds") or 0) for c in chunks.values())
     outcome["malformed_sample"] = [s for c in chunks.values() for s in c.get("malformed_sample", [])][:5]
     outcome["chunks"] = len(chunks)
-    failures = [c for _, c in sorted(chunks.items()) if c["status"] == "failed" and c.get("message")]
-    if outcome["status"] == "failed" and failures:
+    failures = [c for _, c in sorted(chunks.items()) if c["status"] == Status.FAILED and c.get("message")]
+    if outcome["status"] == Status.FAILED and failures:
         # The run report should say why, not only which chunks failed.
         outcome["message"] = f"{outcome['message']}; first failure: {failures[0]['message']}"[:2000]
     if ledger.record_outcome(item.run_id, item.table, None, outcome):
