@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from bdc_sync.flow.ledger import Ledger
 from bdc_sync.flow.queues import Queues
-from bdc_sync.settings import Settings, get_settings
+from bdc_sync.settings import Settings
 from bdc_sync.store import ObjectStore
 
 
@@ -20,7 +20,7 @@ class Runtime:
 
 def runtime() -> Runtime:
     """Clients for this invocation's settings."""
-    settings = get_settings()
+    settings = Settings()
     return Runtime(
         settings=settings,
         ledger=Ledger(settings.run_ledger_table, ttl_days=settings.ledger_ttl_days),

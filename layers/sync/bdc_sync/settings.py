@@ -1,20 +1,45 @@
-"""Configuration of the sync Lambdas, read from the environment once per process.
+"""Configuration of the sync Lambdas, read from the environment once per container.
 
-Every variable here is set by ``template.yaml`` in AWS and by the local stack on one
-machine; a test checks that the template sets each of them.
+``Settings`` is a pydantic-settings model: each field is read from the environment
+variable of its name in capitals (``cache_bucket`` from ``CACHE_BUCKET``); an unset or
+empty variable leaves the default. Every variable is set by ``template.yaml`` in AWS
+and by the local stack on one machine; a test checks that the template sets each of
+``ENVIRONMENT_VARIABLES``. Fields marked ``FIXED`` are not deployment settings and are
+never read from the environment (a test or a script may still pass them).
 """
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from biodata_cache import layout
 
+# json_schema_extra of a field that the environment does not set.
+FIXED: dict[str, Any] = {"environment": False}
 
-class Settings(BaseModel):
+
+def _from_environment(field: FieldInfo) -> bool:
+    extra = field.json_schema_extra
+    return not (isinstance(extra, dict) and extra.get("environment") is False)
+
+
+class _DeploymentEnvironment(EnvSettingsSource):
+    """The environment, for the fields it may set only."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if not _from_environment(field):
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+
+class Settings(BaseSettings):
     """What the sync code needs to know about its deployment."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, env_ignore_empty=True, extra="forbid")
 
     cache_bucket: str = Field(description="Bucket that holds data-asset-cache/")
     work_queue_url: str = Field(default="", description="SQS queue of table/chunk work items")
@@ -37,7 +62,7 @@ class Settings(BaseModel):
     # never finalizes (a crashed or stuck run must not block the schedule forever).
     # Longer than any healthy run: its tables' retries (max_receives x worker timeout)
     # along the longest dependency chain.
-    scheduled_run_slot_seconds: int = 3 * 3600
+    scheduled_run_slot_seconds: int = Field(default=3 * 3600, json_schema_extra=FIXED)
     # Concurrent DocDB requests one worker may make. One, as the old job made them
     # against the same service "to avoid overloading" it: that is all the service is
     # known to bear. The run then has at most WorkerMaxConcurrency (32) requests in
@@ -53,43 +78,28 @@ class Settings(BaseModel):
     sessions_pickle_max_bytes: int = 1 << 30
     # The function that unpickles df_sessions.pkl (its own role); empty: decode in-process.
     decoder_function: str = ""
-    version_folder: str = Field(default_factory=layout.package_folder)
+    # The folder this package's version writes: the package decides it, not the deployment.
+    version_folder: str = Field(default_factory=layout.package_folder, json_schema_extra=FIXED)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Arguments first, then the environment; no .env or secrets files.
+        return init_settings, _DeploymentEnvironment(settings_cls)
 
-_ENV = {
-    "cache_bucket": "CACHE_BUCKET",
-    "work_queue_url": "WORK_QUEUE_URL",
-    "finalize_queue_url": "FINALIZE_QUEUE_URL",
-    "run_ledger_table": "RUN_LEDGER_TABLE",
-    "docdb_host": "DOCDB_HOST",
-    "docdb_plain_http": "DOCDB_PLAIN_HTTP",
-    "source_bucket": "SOURCE_BUCKET",
-    "behavior_bucket": "BEHAVIOR_BUCKET",
-    "max_receives": "MAX_RECEIVES",
-    "worker_timeout_seconds": "WORKER_TIMEOUT_SECONDS",
-    "ledger_ttl_days": "LEDGER_TTL_DAYS",
-    "docdb_max_concurrency": "DOCDB_MAX_CONCURRENCY",
-    "docdb_retries": "DOCDB_RETRIES",
-    "docdb_backoff_seconds": "DOCDB_BACKOFF_SECONDS",
-    "sessions_pickle_max_bytes": "SESSIONS_PICKLE_MAX_BYTES",
-    "decoder_function": "DECODER_FUNCTION",
-}
 
 # The environment variables the code reads; the template test checks them.
-ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(_ENV.values())
+ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(
+    name.upper() for name, field in Settings.model_fields.items() if _from_environment(field)
+)
 
 
-def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
-    """Build Settings from environment variables (unset ones take their defaults)."""
-    env = os.environ if environ is None else environ
-    values = {field: env[name] for field, name in _ENV.items() if env.get(name)}
-    return Settings(**values)
-
-
-def get_settings() -> Settings:
-    """The settings of this invocation.
-
-    Read anew each time (it costs microseconds) so that one process can serve
-    several local stacks in a row, as the tests do.
-    """
-    return settings_from_env()
+def settings_from_env() -> Settings:
+    """Settings from this process's environment (unset variables take their defaults)."""
+    return Settings()
