@@ -27,6 +27,8 @@ logger = Logger()
 # The layer's `logging.getLogger(__name__)` loggers log as this one does (JSON, LogLevel).
 route_logs_through(logger)
 metrics = Metrics()
+# Once per container: settings, the ledger's DynamoDB, the queues' SQS.
+deps = runtime()
 
 
 def run_request_of(event: Any) -> RunRequest:
@@ -48,7 +50,6 @@ def run_request_of(event: Any) -> RunRequest:
 def lambda_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
     try:
         request = run_request_of(event)
-        deps = runtime()
         started = start_run(request, deps.settings, deps.ledger, deps.queues)
     except (BadRunRequest, UnknownTableError) as exc:
         logger.error("run request rejected", extra={"error": str(exc)})

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from bdc_sync.flow.events import FinalizeItem, FinalizeMessage
 from bdc_sync.flow.finalize import finalize_run
 from bdc_sync.lambda_logging import route_logs_through
-from bdc_sync.runtime import Runtime, runtime
+from bdc_sync.runtime import runtime
 
 logger = Logger()
 # The layer's `logging.getLogger(__name__)` loggers log as this one does (JSON, LogLevel).
@@ -25,9 +25,21 @@ route_logs_through(logger)
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS, model=FinalizeMessage)
 idempotency = IdempotencyConfig(event_key_jmespath="run_id", expires_after_seconds=7 * 86400)
+# Once per container: settings, the ledger's DynamoDB, the cache's S3, and the
+# idempotency store. The ledger table doubles as that store (pk/sk keys, TTL on
+# `expiration`): a finalize message delivered twice finalizes once.
+deps = runtime()
+persistence = DynamoDBPersistenceLayer(
+    table_name=deps.settings.run_ledger_table,
+    key_attr="pk",
+    sort_key_attr="sk",
+    static_pk_value="idempotency#finalizer",
+)
 
 
-def _finalize(item: FinalizeItem, deps: Runtime) -> dict[str, Any]:
+# The function keeps its name: it is part of the idempotency records' keys.
+@idempotent_function(data_keyword_argument="item", persistence_store=persistence, config=idempotency)
+def _finalize(item: FinalizeItem) -> dict[str, Any]:
     result = finalize_run(item.run_id, deps.settings, deps.ledger, deps.cache)
     if result.get("finalized_now"):
         # One per run (a redelivery is answered from the idempotency record and does
@@ -38,19 +50,7 @@ def _finalize(item: FinalizeItem, deps: Runtime) -> dict[str, Any]:
 
 def finalize_message(record: FinalizeMessage) -> None:
     logger.append_keys(run_id=record.body.run_id)
-    deps = runtime()
-    # The ledger table doubles as the idempotency store (pk/sk keys, TTL on
-    # `expiration`): a finalize message delivered twice finalizes once.
-    persistence = DynamoDBPersistenceLayer(
-        table_name=deps.settings.run_ledger_table,
-        key_attr="pk",
-        sort_key_attr="sk",
-        static_pk_value="idempotency#finalizer",
-    )
-    once = idempotent_function(
-        data_keyword_argument="item", persistence_store=persistence, config=idempotency
-    )(_finalize)
-    once(item=record.body, deps=deps)
+    _finalize(item=record.body)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -19,18 +19,20 @@ logger = Logger()
 route_logs_through(logger)
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS, model=WorkMessage)
+# Once per container: settings, the ledger's DynamoDB, the queues' SQS, the cache's S3.
+deps = runtime()
 
 
 def build_message(record: WorkMessage) -> None:
     item = record.body
     logger.append_keys(run_id=item.run_id, table=item.table, chunk=item.chunk)
-    deps = runtime()
     outcome = build_work_item(
         item,
         receive_count=int(record.attributes.ApproximateReceiveCount),
         settings=deps.settings,
         ledger=deps.ledger,
         queues=deps.queues,
+        cache=deps.cache,
     )
     if outcome is not None:
         metrics.add_metric(name="TablesBuilt", unit=MetricUnit.Count, value=1)

@@ -140,13 +140,25 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
     return {"Records": records}
 
 
+def container(function: str) -> Callable[[], Handler]:
+    """What starts one execution environment of ``function``: a fresh import of its
+    ``app.py`` (a cold start: its module-scope clients are built from the environment
+    of now), whose handler then serves invocation after invocation."""
+    return lambda: handler_of(load_function(function))
+
+
 class QueuePoller:
-    """One SQS event source mapping: ``concurrency`` pollers calling ``handler``."""
+    """One SQS event source mapping: ``concurrency`` pollers, each one container.
+
+    Lambda runs concurrent invocations in separate execution environments, each
+    with its own module-scope clients; so each poller thread starts its own
+    container (``start_container``) and calls only its handler.
+    """
 
     def __init__(
         self,
         queue_url: str,
-        handler: Handler,
+        start_container: Callable[[], Handler],
         function_name: str,
         *,
         concurrency: int = 1,
@@ -154,7 +166,7 @@ class QueuePoller:
         before_invoke: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.queue_url = queue_url
-        self.handler = handler
+        self.start_container = start_container
         self.function_name = function_name
         self.concurrency = concurrency
         self.batch_size = batch_size
@@ -183,6 +195,11 @@ class QueuePoller:
 
     def _poll(self) -> None:
         sqs = boto3.client("sqs")  # one client per thread
+        try:
+            handler = self.start_container()
+        except Exception:
+            logger.exception("%s: the container did not start", self.function_name)
+            raise
         while not self._stop.is_set():
             response = sqs.receive_message(
                 QueueUrl=self.queue_url,
@@ -192,15 +209,15 @@ class QueuePoller:
             )
             messages = response.get("Messages", [])
             if messages:
-                self._invoke(sqs, messages)
+                self._invoke(sqs, handler, messages)
 
-    def _invoke(self, sqs: Any, messages: list[dict[str, Any]]) -> None:
+    def _invoke(self, sqs: Any, handler: Handler, messages: list[dict[str, Any]]) -> None:
         event = sqs_event(messages, self.queue_arn)
         failed: set[str] = set()
         try:
             if self.before_invoke is not None:
                 self.before_invoke(event)
-            result = self.handler(event, FakeContext(self.function_name))
+            result = handler(event, FakeContext(self.function_name))
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
         except BaseException:  # as in Lambda, a crashed invocation returns its messages
             logger.info("invocation of %s failed; its messages return to the queue", self.function_name)
@@ -256,17 +273,15 @@ class LocalLambdas:
         self.finalizer_poller: QueuePoller | None = None
 
     def __enter__(self) -> LocalLambdas:
-        worker = load_function("worker")
-        finalizer = load_function("finalizer")
         self.worker_poller = QueuePoller(
             self.stack.work_queue_url,
-            handler_of(worker),
+            container("worker"),
             "bdc-worker",
             concurrency=self.workers,
             before_invoke=self.before_worker,
         ).start()
         self.finalizer_poller = QueuePoller(
-            self.stack.finalize_queue_url, handler_of(finalizer), "bdc-finalizer"
+            self.stack.finalize_queue_url, container("finalizer"), "bdc-finalizer"
         ).start()
         return self
 

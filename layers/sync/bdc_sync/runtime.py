@@ -1,4 +1,12 @@
-"""Wiring shared by the three handlers: settings, ledger, queues, cache store."""
+"""Wiring shared by the handlers: settings and the clients built from them.
+
+A function's ``app.py`` builds its ``Runtime`` once, at module scope, so a container
+reuses its clients (and their connections) for every invocation it serves, as AWS
+and Powertools recommend. Settings are read then, once per container: a deployment
+changes them only with a new version, which starts new containers. On one machine
+the local stack plays a new container by loading ``app.py`` anew
+(``bdc_local.runner.load_function``), once per concurrent poller of each stack.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +26,9 @@ class Runtime:
     cache: ObjectStore
 
 
-def runtime() -> Runtime:
-    """Clients for this invocation's settings."""
-    settings = Settings()
+def runtime(settings: Settings | None = None) -> Runtime:
+    """Clients for ``settings`` (default: from the environment); build once per container."""
+    settings = settings or Settings()
     return Runtime(
         settings=settings,
         ledger=Ledger(settings.run_ledger_table, ttl_days=settings.ledger_ttl_days),

@@ -14,6 +14,7 @@ from bdc_sync.flow.queues import Queues
 from bdc_sync.flow.states import TERMINAL, Status
 from bdc_sync.framework import BuildContext, MissingInput, TableResult, UnusableInput
 from bdc_sync.settings import Settings
+from bdc_sync.store import ObjectStore
 from bdc_sync.tables import build_of
 
 logger = logging.getLogger(__name__)
@@ -78,21 +79,23 @@ def build_work_item(
     settings: Settings,
     ledger: Ledger,
     queues: Queues,
+    cache: ObjectStore | None = None,
 ) -> dict[str, Any] | None:
     """Build the table (or chunk) of a work item once per run; returns its outcome.
 
     Raises to make SQS deliver the message again: while another delivery holds the
     item (TableBusy) or after a failed attempt that is not the last one. On the
     last receive a failure is recorded as the outcome first, so the run still
-    finalizes while the message goes on to the dead-letter queue.
+    finalizes while the message goes on to the dead-letter queue. ``cache`` is the
+    container's store of the cache bucket (None: a new one).
     """
     log_keys = {"run_id": item.run_id, "table": item.table, "chunk": item.chunk}
     claim = ledger.claim(item.run_id, item.table, settings.worker_timeout_seconds, item.chunk)
     if not claim.won:
-        return _not_claimed(item, claim.status, ledger, queues, settings, log_keys)
+        return _not_claimed(item, claim.status, ledger, queues, settings, log_keys, cache)
 
     build = build_of(item.table)
-    ctx = BuildContext(settings, item.run_id, spec=build.spec)
+    ctx = BuildContext(settings, item.run_id, spec=build.spec, cache=cache)
     started = time.monotonic()
     try:
         if item.chunk is not None:
@@ -120,7 +123,7 @@ def build_work_item(
         if last_attempt:
             outcome = failure_outcome(ctx, time.monotonic() - started, error)
             if ledger.record_outcome(item.run_id, item.table, claim.token, outcome, item.chunk):
-                _after_outcome(item, ledger, queues, settings)
+                _after_outcome(item, ledger, queues, settings, cache)
         else:
             ledger.release(item.run_id, item.table, claim.token, error, item.chunk)
         raise
@@ -136,7 +139,7 @@ def build_work_item(
         logger.info("done", extra={**log_keys, **_figures(outcome)})
     else:
         logger.warning("lease lost before the outcome was recorded", extra=log_keys)
-    _after_outcome(item, ledger, queues, settings)
+    _after_outcome(item, ledger, queues, settings, cache)
     return outcome
 
 
@@ -147,6 +150,7 @@ def _not_claimed(
     queues: Queues,
     settings: Settings,
     log_keys: dict[str, Any],
+    cache: ObjectStore | None,
 ) -> None:
     """A delivery that may not build: a duplicate, or one to retry later."""
     if status == "missing":
@@ -154,7 +158,7 @@ def _not_claimed(
         return None
     if status in TERMINAL:
         logger.info("duplicate delivery of a finished item", extra=log_keys)
-        _after_outcome(item, ledger, queues, settings)  # heals a crash after the outcome
+        _after_outcome(item, ledger, queues, settings, cache)  # heals a crash after the outcome
         return None
     if status == Status.CHUNKED:
         # A duplicate of the planning message: make sure every chunk has a message.
@@ -165,18 +169,22 @@ def _not_claimed(
     raise TableBusy(f"{item.table} of run {item.run_id} is being built by another delivery")
 
 
-def _after_outcome(item: WorkItem, ledger: Ledger, queues: Queues, settings: Settings) -> None:
+def _after_outcome(
+    item: WorkItem, ledger: Ledger, queues: Queues, settings: Settings, cache: ObjectStore | None
+) -> None:
     """Count a finished chunk (finishing its table after the last), then advance the run."""
     if item.chunk is not None:
         table = ledger.get_item(item.run_id, item.table) or {}
         if table.get("status") == Status.CHUNKED:
             done, total = ledger.count_chunk_done(item.run_id, item.table, item.chunk)
             if done >= total:
-                finish_chunked_table(item, ledger, settings)
+                finish_chunked_table(item, ledger, settings, cache)
     advance_run(item.run_id, ledger, queues)
 
 
-def finish_chunked_table(item: WorkItem, ledger: Ledger, settings: Settings) -> None:
+def finish_chunked_table(
+    item: WorkItem, ledger: Ledger, settings: Settings, cache: ObjectStore | None = None
+) -> None:
     """Merge the chunks' outcomes into the table's, once (a conditional write)."""
     build = build_of(item.table)
     assert isinstance(build, ChunkedBuild)
@@ -185,7 +193,7 @@ def finish_chunked_table(item: WorkItem, ledger: Ledger, settings: Settings) -> 
         return
     if not ledger.claim_finish(item.run_id, item.table, settings.worker_timeout_seconds):
         return  # another delivery is finishing it (or has)
-    ctx = BuildContext(settings, item.run_id, spec=build.spec)
+    ctx = BuildContext(settings, item.run_id, spec=build.spec, cache=cache)
     started = time.monotonic()
     result = build.finish(ctx, {index: Status(chunk["status"]) for index, chunk in chunks.items()})
     outcome = outcome_of(result, ctx, time.monotonic() - started)
