@@ -156,7 +156,8 @@ def test_chunked_build_gives_the_same_table(harness: Harness) -> None:
     assert result.status == "succeeded" and result.rows == 7
     chunked_rows = rows_by_name(harness)
     SMALL_CHUNKS.clean_up(ctx, chunks)
-    assert list(ctx.cache.list_keys(SMALL_CHUNKS._run_prefix(ctx))) == []
+    run_state = layout.chunk_state_prefix(ctx.folder, SMALL_CHUNKS.spec.name, ctx.run_id)
+    assert list(ctx.cache.list_keys(run_state)) == []
 
     harness.s3.delete_object(Bucket=CACHE_BUCKET, Key=layout.table_key(harness.folder, "behavior_curriculum"))
     harness.build(behavior_curriculum.TABLE)  # one chunk

@@ -102,7 +102,8 @@ def test_first_build_plans_one_chunk_per_subject_and_publishes_each(harness: Har
         tags = subject_rows(harness, "qc_tag_status", subject) or []
         assert [(t["tag"], t["status"]) for t in tags] == [("ecephys", "Pass")]
     # The run's plan and chunk results are gone once the outcome is recorded.
-    assert list(ctx.cache.list_keys(ONE_SUBJECT_A_CHUNK._run_prefix(ctx))) == []
+    run_state = layout.chunk_state_prefix(ctx.folder, ONE_SUBJECT_A_CHUNK.spec.name, ctx.run_id)
+    assert list(ctx.cache.list_keys(run_state)) == []
 
 
 def test_nothing_changed_plans_no_chunk(harness: Harness) -> None:

@@ -9,6 +9,7 @@ without pandas or duckdb.
 from __future__ import annotations
 
 import re
+from typing import Protocol
 
 import semver
 
@@ -31,6 +32,22 @@ _CUSTOM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # letters, digits and "_.+-", at most 128, not "." or "..". Values from records that are
 # not are skipped and counted as malformed, never written as extra path levels.
 _PARTITION_VALUE_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,128}$")
+
+
+class TablePaths(Protocol):
+    """What the layout needs of a table's spec (``biodata_cache.catalog.TableSpec``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def folder(self) -> str | None: ...
+
+    @property
+    def partition_key(self) -> str | None: ...
+
+    @property
+    def partitioned(self) -> bool: ...
 
 
 class VersionError(ValueError):
@@ -105,6 +122,27 @@ def partition_folder_key(folder: str, table_folder: str) -> str:
     return f"{folder_prefix(folder)}{table_folder}/"
 
 
+def table_folder(spec: TablePaths) -> str:
+    """The folder of a partitioned table: its spec's ``folder``, else its name."""
+    return spec.folder or spec.name
+
+
+def table_folder_key(folder: str, spec: TablePaths) -> str:
+    """Key prefix of a partitioned table's folder, ending in ``/``."""
+    return partition_folder_key(folder, table_folder(spec))
+
+
+def table_partition_key(folder: str, spec: TablePaths, value: str) -> str:
+    """Key of the file of one partition (one value of its ``partition_key``) of a table."""
+    return partition_key(folder, table_folder(spec), spec.partition_key or "", value)
+
+
+def table_url(bucket: str, folder: str, spec: TablePaths) -> str:
+    """A table's ``location`` in the registry: its folder if partitioned, else its file."""
+    key = table_folder_key(folder, spec) if spec.partitioned else table_key(folder, spec.name)
+    return s3_url(bucket, key)
+
+
 def is_partition_value(value: str) -> bool:
     """Whether ``value`` can name a partition folder as it is (see _PARTITION_VALUE_RE)."""
     return bool(_PARTITION_VALUE_RE.match(value)) and value not in {".", ".."}
@@ -146,6 +184,22 @@ def latest_run_report_key(folder: str) -> str:
 def state_key(folder: str, table: str) -> str:
     """Key of a table's incremental build state (rows keyed by record id)."""
     return f"{folder_prefix(folder)}{STATE_FOLDER}/{table}.pqt"
+
+
+def chunk_state_prefix(folder: str, table: str, run_id: str) -> str:
+    """Where one run keeps a chunked table's plan and its chunks' results until the table
+    is finished (deleted then), ending in ``/``."""
+    return f"{folder_prefix(folder)}{STATE_FOLDER}/{table}/{run_id}/"
+
+
+def chunk_plan_key(folder: str, table: str, run_id: str) -> str:
+    """Key of a chunked table's plan in one run."""
+    return f"{chunk_state_prefix(folder, table, run_id)}plan.json"
+
+
+def chunk_result_key(folder: str, table: str, run_id: str, index: int) -> str:
+    """Key of what one chunk of a chunked table left for the table's finish step."""
+    return f"{chunk_state_prefix(folder, table, run_id)}chunk-{index:05d}.pqt"
 
 
 def s3_url(bucket: str, key: str) -> str:

@@ -106,15 +106,11 @@ class ChunkedBuild(ABC):
         (before that, a redelivered finish still needs them)."""
         ctx.cache.delete_keys([self._plan_key(ctx), *(self._chunk_key(ctx, i) for i in range(chunks))])
 
-    def _run_prefix(self, ctx: BuildContext) -> str:
-        """Where one run keeps the plan and the chunks' results until the table is finished."""
-        return f"{layout.folder_prefix(ctx.folder)}{layout.STATE_FOLDER}/{self.spec.name}/{ctx.run_id}/"
-
     def _plan_key(self, ctx: BuildContext) -> str:
-        return f"{self._run_prefix(ctx)}plan.json"
+        return layout.chunk_plan_key(ctx.folder, self.spec.name, ctx.run_id)
 
     def _chunk_key(self, ctx: BuildContext, index: int) -> str:
-        return f"{self._run_prefix(ctx)}chunk-{index:05d}.pqt"
+        return layout.chunk_result_key(ctx.folder, self.spec.name, ctx.run_id, index)
 
     def _saved_plan(self, ctx: BuildContext) -> dict[str, Any]:
         found = ctx.cache.get_json(self._plan_key(ctx))
@@ -309,7 +305,7 @@ class SubjectPartitionedTable(ChunkedBuild):
         for output in self.outputs:
             pieces = []
             if kept_names:
-                key = layout.partition_key(ctx.folder, output.folder or output.name, "subject_id", subject)
+                key = layout.table_partition_key(ctx.folder, output, subject)
                 old = ctx.cache.read_table(key)
                 if old is not None and old.schema.equals(output.schema):
                     pieces.append(old.filter(pc.is_in(old["asset_name"], pa.array(sorted(kept_names)))))

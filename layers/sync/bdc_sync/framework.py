@@ -200,7 +200,7 @@ class BuildContext:
         parts: dict[str, pa.Table | None] = {
             value: table.filter(pc.equal(table[column], value)) for value in values
         }
-        folder_key = layout.partition_folder_key(self.folder, spec.folder or spec.name)
+        folder_key = layout.table_folder_key(self.folder, spec)
         for stale in self.cache.list_prefixes(folder_key):
             value = stale.partition("=")[2]
             if value and value not in parts:
@@ -252,17 +252,13 @@ def write_partition_files(
     Returns the write results and the keys deleted. Partition files keep the
     partition column inside, as old readers expect.
     """
-    table_folder = spec.folder or spec.name
     for value in [v for v in parts if not layout.is_partition_value(v)]:
         # A value from a record never becomes extra path levels: its rows are skipped.
         rows = parts.pop(value)
         skipped = rows.num_rows if rows is not None else 0
         where = f"{spec.partition_key}={value[:80]!r}"
         ctx.malformed.add(where, f"not one safe key segment; {skipped} rows skipped")
-    key_of = {
-        value: layout.partition_key(ctx.folder, table_folder, spec.partition_key or "", value)
-        for value in parts
-    }
+    key_of = {value: layout.table_partition_key(ctx.folder, spec, value) for value in parts}
     to_delete = [key_of[v] for v, t in parts.items() if t is None or t.num_rows == 0]
     to_write = [(key_of[v], t) for v, t in parts.items() if t is not None and t.num_rows > 0]
     with ThreadPoolExecutor(max_workers=16) as pool:

@@ -29,18 +29,12 @@ def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
-def table_location(bucket: str, folder: str, spec: TableSpec) -> str:
-    if spec.partitioned:
-        return layout.s3_url(bucket, layout.partition_folder_key(folder, spec.folder or spec.name))
-    return layout.s3_url(bucket, layout.table_key(folder, spec.name))
-
-
 def static_entry(spec: TableSpec, bucket: str, folder: str) -> dict[str, Any]:
     """The registry fields of the public contract, from the catalog."""
     return {
         "name": spec.name,
         "description": spec.description,
-        "location": table_location(bucket, folder, spec),
+        "location": layout.table_url(bucket, folder, spec),
         "partitioned": spec.partitioned,
         "partition_key": spec.partition_key,
         "type": spec.type,
