@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bdc_sync.lambda_logging import route_logs_through
 from bdc_sync.sessions_staging import stage_sessions
-from bdc_sync.settings import Settings
+from bdc_sync.settings import settings_from_env
 
 logger = Logger()
 # The layer's `logging.getLogger(__name__)` loggers log as this one does (JSON, LogLevel).
@@ -25,7 +25,7 @@ route_logs_through(logger)
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    answer = stage_sessions(Settings())
+    answer = stage_sessions(settings_from_env())
     logger.info("decoded df_sessions.pkl", extra={k: v for k, v in answer.items() if k != "reason"})
     if answer["status"] != "staged":
         logger.error("df_sessions.pkl refused", extra={"reason": answer["reason"]})

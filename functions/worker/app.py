@@ -36,8 +36,8 @@ def build_message(record: WorkMessage) -> None:
     )
     if outcome is not None:
         metrics.add_metric(name="TablesBuilt", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="DocDBRequests", unit=MetricUnit.Count, value=outcome["docdb_requests"])
-        metrics.add_metric(name="MalformedRecords", unit=MetricUnit.Count, value=outcome["malformed"])
+        metrics.add_metric(name="DocDBRequests", unit=MetricUnit.Count, value=outcome.docdb_requests)
+        metrics.add_metric(name="MalformedRecords", unit=MetricUnit.Count, value=outcome.malformed)
 
 
 @logger.inject_lambda_context(clear_state=True)

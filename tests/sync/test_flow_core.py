@@ -27,6 +27,7 @@ from bdc_sync.flow.progress import advance_run
 from bdc_sync.flow.queues import Queues
 from bdc_sync.flow.states import IllegalTransition, RunState, Status
 from bdc_sync.framework import DerivedTable, UndeclaredInput
+from bdc_sync.outcome import Outcome
 from bdc_sync.settings import Settings
 from bdc_sync.tables import buildable_tables
 from biodata_cache import catalog
@@ -79,7 +80,7 @@ class Stack:
         """Claim and record an outcome, as a worker does."""
         claim = self.ledger.claim(RUN, table, LEASE)
         assert claim.won, (table, claim.status)
-        outcome = {"status": status, "rows": 1, **figures}
+        outcome = Outcome.model_validate({"status": status, "rows": 1, **figures})
         assert self.ledger.record_outcome(RUN, table, claim.token, outcome)
 
 
@@ -109,7 +110,7 @@ def test_an_expired_lease_is_taken_over_and_the_old_holder_cannot_record(stack: 
     stale = stack.ledger.claim(RUN, "asset_basics", lease_seconds=-1)  # already expired
     fresh = stack.ledger.claim(RUN, "asset_basics", LEASE)
     assert fresh.won and fresh.token != stale.token
-    outcome = {"status": "succeeded", "rows": 3}
+    outcome = Outcome(status=Status.SUCCEEDED, rows=3)
     assert not stack.ledger.record_outcome(RUN, "asset_basics", stale.token, outcome)
     assert stack.ledger.record_outcome(RUN, "asset_basics", fresh.token, outcome)
     item = stack.ledger.get_item(RUN, "asset_basics") or {}
@@ -304,8 +305,8 @@ def entry(registry: dict[str, Any], name: str) -> dict[str, Any]:
     return next(e for e in registry["tables"] if e["name"] == name)
 
 
-def outcome(status: str, finished_at: float, **fields: Any) -> dict[str, Any]:
-    return {"status": status, "finished_at": finished_at, "message": "", **fields}
+def outcome(status: str, finished_at: float, **fields: Any) -> Outcome:
+    return Outcome.model_validate({"status": status, "finished_at": finished_at, "message": "", **fields})
 
 
 def test_a_first_registry_lists_every_table_never_built() -> None:
@@ -435,3 +436,29 @@ def test_states_are_stored_as_the_plain_strings(stack: Stack) -> None:
     run = client.get_item(TableName="ledger", Key={"pk": {"S": f"run#{RUN}"}, "sk": {"S": "run"}})
     assert run["Item"]["state"] == {"S": "running"}
     assert json.dumps({"status": Status.FAILED}) == '{"status": "failed"}'
+
+
+# -- outcomes (bdc_sync.outcome) -----------------------------------------------------------
+
+
+def test_an_item_keeps_the_fields_its_outcome_was_given(stack: Stack) -> None:
+    stack.ledger.create_run(RUN, "v1", "manual", {"asset_basics": [], "source_data": []})
+    for table, status in (("asset_basics", Status.FAILED), ("source_data", Status.SUCCEEDED)):
+        claim = stack.ledger.claim(RUN, table, LEASE)
+        ctx_figures = {"duration_seconds": 1.25, "docdb_requests": 2, "malformed": 0, "malformed_sample": []}
+        if status == Status.FAILED:
+            outcome = Outcome.model_validate({"status": status, "rows": 0, "message": "boom", **ctx_figures})
+        else:
+            written = {"rows": 4, "content_sha256": "", "partitions_written": 0, "companion_rows": {}}
+            outcome = Outcome.model_validate({"status": status, "message": "", **written, **ctx_figures})
+        assert stack.ledger.record_outcome(RUN, table, claim.token, outcome)
+    bookkeeping = {"pk", "sk", "table", "depends_on", "attempts", "expiration", "lease_until", "lease_token"}
+    failed = set(stack.ledger.get_item(RUN, "asset_basics") or {}) - bookkeeping
+    assert failed == {"status", "rows", "message", "duration_seconds", "docdb_requests", "malformed",
+                      "malformed_sample", "started_at", "finished_at"}  # fmt: skip
+    succeeded = set(stack.ledger.get_item(RUN, "source_data") or {}) - bookkeeping - failed
+    assert succeeded == {"content_sha256", "partitions_written", "companion_rows"}
+    # Read back, a field an item lacks takes its default; the ledger's own fields come along.
+    read = stack.ledger.table_outcomes(RUN)["asset_basics"]
+    assert (read.status, read.rows, read.partitions_written, read.attempts) == (Status.FAILED, 0, 0, 1)
+    assert read.finished_at is not None and read.duration_seconds == 1.25

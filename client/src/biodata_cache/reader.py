@@ -267,8 +267,8 @@ class Cache:
         if spec is not None:
             schema = None if spec.open_schema else spec.schema
             if spec.partitioned:
-                folder = layout.table_folder(spec)
-                rel = relative_key(layout.table_folder_key(self.version, spec))
+                folder = spec.folder or spec.name
+                rel = relative_key(layout.partition_folder_key(self.version, folder))
                 return _TableRef(name, rel, folder, spec.partition_key, schema)
             return _TableRef(name, relative_key(layout.table_key(self.version, name)), schema=schema)
         # A table this package does not know, added by a newer release: follow the registry.

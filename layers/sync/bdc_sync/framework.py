@@ -5,7 +5,7 @@ how one record (or the upstream tables) becomes rows. The framework lists and
 fetches records, skips and counts malformed ones, keeps unchanged rows from the last
 build (incremental by ``_last_modified``), builds the arrow table with the declared
 schema, writes it with one PUT (or not at all when the content is unchanged), and
-returns a ``TableResult`` for the run ledger.
+returns a ``TableResult`` (an ``Outcome``) for the run ledger.
 
 Two shapes cover the tables:
 - ``RecordTable``: rows come from DocDB records, one record at a time; incremental.
@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from bdc_sync.docdb import DocDB, projection_of
 from bdc_sync.fields import MalformedRecord, record_id
 from bdc_sync.flow.states import Status
+from bdc_sync.outcome import Outcome
 from bdc_sync.settings import Settings
 from bdc_sync.store import ObjectStore, WriteResult
 from biodata_cache import layout
@@ -89,19 +90,8 @@ class MalformedLog:
             self.sample.append({"id": rid, "error": error[:300]})
 
 
-@dataclass
-class TableResult:
-    """What a build produced, for the ledger and the run report."""
-
-    status: Status  # SUCCEEDED (written), UNCHANGED (same content already there) or FAILED
-    rows: int
-    bytes_written: int = 0
-    content_sha256: str | None = None
-    partitions_written: int = 0
-    partitions_deleted: int = 0
-    message: str = ""
-    # Rows of companion tables written by the same build (qc_tag_status).
-    companion_rows: dict[str, int] = field(default_factory=dict)
+# What a build returns: an Outcome with what it wrote; the flow adds the context's figures.
+TableResult = Outcome
 
 
 class BuildContext:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bdc_sync.flow.ledger import Ledger
 from bdc_sync.flow.queues import Queues
-from bdc_sync.settings import Settings
+from bdc_sync.settings import Settings, settings_from_env
 from bdc_sync.store import ObjectStore
 
 
@@ -28,7 +28,7 @@ class Runtime:
 
 def runtime(settings: Settings | None = None) -> Runtime:
     """Clients for ``settings`` (default: from the environment); build once per container."""
-    settings = settings or Settings()
+    settings = settings or settings_from_env()
     return Runtime(
         settings=settings,
         ledger=Ledger(settings.run_ledger_table, ttl_days=settings.ledger_ttl_days),

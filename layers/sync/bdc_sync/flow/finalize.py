@@ -10,11 +10,13 @@ with S3 conditional writes, so concurrent finalizers never lose an entry.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from bdc_sync.flow.ledger import Ledger
 from bdc_sync.flow.states import BUILT, RunState, Status
+from bdc_sync.outcome import Outcome
 from bdc_sync.settings import Settings
 from bdc_sync.store import ObjectStore
 from biodata_cache import layout
@@ -43,22 +45,22 @@ def static_entry(spec: TableSpec, bucket: str, folder: str) -> dict[str, Any]:
     }
 
 
-def build_fields(outcome: dict[str, Any], run_id: str, previous: dict[str, Any]) -> dict[str, Any]:
+def build_fields(outcome: Outcome, run_id: str, previous: dict[str, Any]) -> dict[str, Any]:
     """The dynamic registry fields after one outcome."""
-    finished = _iso(outcome.get("finished_at"))
-    status = outcome["status"]
+    finished = _iso(outcome.finished_at)
+    status = outcome.status
     fields: dict[str, Any] = {
         "status": "ok" if status in BUILT else status,
         "last_checked": finished,
         # Full precision: two overlapping runs often finish a table within the same
         # second, and last_checked (whole seconds) cannot tell which was later.
-        "last_checked_epoch": outcome.get("finished_at"),
+        "last_checked_epoch": outcome.finished_at,
         "last_run_id": run_id,
-        "message": outcome.get("message", ""),
+        "message": outcome.message,
     }
     if status in BUILT:
-        fields["rows"] = outcome.get("rows")
-        fields["content_sha256"] = outcome.get("content_sha256") or previous.get("content_sha256")
+        fields["rows"] = outcome.rows
+        fields["content_sha256"] = outcome.content_sha256 or previous.get("content_sha256")
         changed = status == Status.SUCCEEDED or previous.get("last_built") is None
         fields["last_built"] = finished if changed else previous.get("last_built")
         fields["built_by_run"] = run_id if changed else previous.get("built_by_run")
@@ -68,9 +70,9 @@ def build_fields(outcome: dict[str, Any], run_id: str, previous: dict[str, Any])
     return fields
 
 
-def newer_outcome(previous: dict[str, Any], outcome: dict[str, Any]) -> bool:
+def newer_outcome(previous: dict[str, Any], outcome: Outcome) -> bool:
     """Whether ``outcome`` finished at or after the build the registry entry shows."""
-    finished = outcome.get("finished_at")
+    finished = outcome.finished_at
     checked = previous.get("last_checked_epoch")
     if checked is not None and finished is not None:
         return float(checked) <= float(finished)
@@ -80,21 +82,22 @@ def newer_outcome(previous: dict[str, Any], outcome: dict[str, Any]) -> bool:
 
 def merge_registry(
     current: dict[str, Any] | None,
-    outcomes: dict[str, dict[str, Any]],
+    outcomes: Mapping[str, Outcome | Mapping[str, Any]],
     run_id: str,
     bucket: str,
     folder: str,
 ) -> dict[str, Any]:
     """The registry after this run's outcomes, keeping later builds of other runs."""
+    built = {name: Outcome.of(outcome) for name, outcome in outcomes.items()}
     previous_entries = {e["name"]: e for e in (current or {}).get("tables", [])}
     entries = []
     for spec in ALL_TABLES:
         previous = previous_entries.get(spec.name, {})
         entry = {**previous, **static_entry(spec, bucket, folder)}
-        outcome = outcomes.get(spec.built_with or spec.name)
+        outcome = built.get(spec.built_with or spec.name)
         if outcome is not None:
             if spec.built_with:
-                outcome = {**outcome, "rows": (outcome.get("companion_rows") or {}).get(spec.name)}
+                outcome = outcome.model_copy(update={"rows": outcome.companion_rows.get(spec.name)})
             if newer_outcome(previous, outcome):
                 entry.update(build_fields(outcome, run_id, previous))
         entry.setdefault("status", "never built")
@@ -113,35 +116,36 @@ def add_version(versions: list[str] | None, folder: str) -> list[str]:
     return others + ours
 
 
-def run_report(run: dict[str, Any], items: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def run_report(run: dict[str, Any], items: Mapping[str, Outcome | Mapping[str, Any]]) -> dict[str, Any]:
+    outcomes = {name: Outcome.of(item) for name, item in items.items()}
     tables = []
-    for name in sorted(items):
-        item = items[name]
+    for name in sorted(outcomes):
+        item = outcomes[name]
         tables.append(
             {
                 "table": name,
-                "status": item.get("status"),
-                "rows": item.get("rows"),
-                "duration_seconds": item.get("duration_seconds"),
-                "docdb_requests": item.get("docdb_requests", 0),
-                "docdb_records": item.get("docdb_records", 0),
-                "bytes_written": item.get("bytes_written", 0),
-                "partitions_written": item.get("partitions_written", 0),
-                "partitions_deleted": item.get("partitions_deleted", 0),
-                "malformed_records": item.get("malformed", 0),
-                "malformed_sample": item.get("malformed_sample", []),
+                "status": item.status,
+                "rows": item.rows,
+                "duration_seconds": item.duration_seconds,
+                "docdb_requests": item.docdb_requests,
+                "docdb_records": item.docdb_records,
+                "bytes_written": item.bytes_written,
+                "partitions_written": item.partitions_written,
+                "partitions_deleted": item.partitions_deleted,
+                "malformed_records": item.malformed,
+                "malformed_sample": item.malformed_sample,
                 # Records DocDB could not return even alone (over the response limit):
                 # skipped, counted and named here; the table itself is published.
-                "unreturnable_records": item.get("docdb_unreturnable", 0),
-                "unreturnable_sample": item.get("docdb_unreturnable_sample", []),
-                "docdb_splits": item.get("docdb_splits", 0),
-                "docdb_oversize_answers": item.get("docdb_oversize_answers", 0),
-                "docdb_listing_retries": item.get("docdb_listing_retries", 0),
-                "attempts": item.get("attempts", 0),
-                "message": item.get("message") or item.get("last_error", ""),
+                "unreturnable_records": item.docdb_unreturnable,
+                "unreturnable_sample": item.docdb_unreturnable_sample,
+                "docdb_splits": item.docdb_splits,
+                "docdb_oversize_answers": item.docdb_oversize_answers,
+                "docdb_listing_retries": item.docdb_listing_retries,
+                "attempts": item.attempts,
+                "message": item.message or item.last_error,
             }
         )
-    finished = [i.get("finished_at") for i in items.values() if i.get("finished_at")]
+    finished = [o.finished_at for o in outcomes.values() if o.finished_at]
     return {
         "run_id": run["run_id"],
         "version": run["folder"],
@@ -154,11 +158,11 @@ def run_report(run: dict[str, Any], items: dict[str, dict[str, Any]]) -> dict[st
             "tables": len(tables),
             "failed": sum(1 for t in tables if t["status"] == Status.FAILED),
             "skipped": sum(1 for t in tables if t["status"] == Status.SKIPPED),
-            "docdb_requests": sum(t["docdb_requests"] or 0 for t in tables),
-            "bytes_written": sum(t["bytes_written"] or 0 for t in tables),
-            "malformed_records": sum(t["malformed_records"] or 0 for t in tables),
-            "unreturnable_records": sum(t["unreturnable_records"] or 0 for t in tables),
-            "docdb_splits": sum(t["docdb_splits"] or 0 for t in tables),
+            "docdb_requests": sum(t["docdb_requests"] for t in tables),
+            "bytes_written": sum(t["bytes_written"] for t in tables),
+            "malformed_records": sum(t["malformed_records"] for t in tables),
+            "unreturnable_records": sum(t["unreturnable_records"] for t in tables),
+            "docdb_splits": sum(t["docdb_splits"] for t in tables),
         },
     }
 
@@ -213,7 +217,7 @@ def finalize_run(run_id: str, settings: Settings, ledger: Ledger, cache: ObjectS
         }
     if run["state"] != RunState.FINALIZING:
         raise RuntimeError(f"run {run_id} is {run['state']}, not ready to finalize")
-    items = ledger.table_items(run_id)
+    items = ledger.table_outcomes(run_id)
     report = run_report(run, items)
     report_key = layout.run_report_key(folder, run_id)
     cache.put_json(report_key, report)

@@ -20,7 +20,7 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -40,6 +40,7 @@ from bdc_sync.flow.states import (
     Status,
     machine_of,
 )
+from bdc_sync.outcome import Outcome
 
 
 def _pk(run_id: str) -> str:
@@ -188,10 +189,14 @@ class Ledger:
         while True:
             page = self.table.query(**kwargs)
             for item in page["Items"]:
-                items[item["table"]] = _plain(item)
+                items[str(item["table"])] = _plain(item)
             if "LastEvaluatedKey" not in page:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def table_outcomes(self, run_id: str) -> dict[str, Outcome]:
+        """The run's tables as outcomes (what the run report and the registry read)."""
+        return {name: Outcome.of(item) for name, item in self.table_items(run_id).items()}
 
     def _transition(self, key: dict[str, str], condition: str, update: str, values: dict[str, Any]) -> bool:
         """A conditional update; False when the condition did not hold."""
@@ -335,7 +340,7 @@ class Ledger:
         run_id: str,
         table: str,
         token: str | None,
-        outcome: dict[str, Any],
+        outcome: Outcome | Mapping[str, Any],
         chunk: int | None = None,
     ) -> bool:
         """running → the outcome's status, with its figures, for the lease holder only.
@@ -343,14 +348,15 @@ class Ledger:
         With ``token=None`` it finishes a chunked table instead (chunked → the outcome's
         status). IllegalTransition if the status is not an outcome (OUTCOMES).
         """
-        status = outcome["status"]
+        status = outcome.status if isinstance(outcome, Outcome) else Status(outcome["status"])
         if status not in OUTCOMES:
             raise IllegalTransition(f"not an outcome status: {status}")
         source = Status.CHUNKED if token is None else Status.RUNNING
         machine_of(chunk).check([source], status)
-        names = {f"#f{i}": name for i, name in enumerate(outcome)}
-        sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(outcome)))
-        values: dict[str, Any] = {f":v{i}": value for i, value in enumerate(outcome.values())}
+        fields = Outcome.of(outcome).recorded()
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
+        values: dict[str, Any] = {f":v{i}": value for i, value in enumerate(fields.values())}
         if token is None:
             condition = "#status = :chunked"
             values[":chunked"] = Status.CHUNKED
@@ -405,7 +411,7 @@ class Ledger:
         transaction, so a duplicate delivery cannot count a chunk twice and a crash
         cannot leave it marked but uncounted.
         """
-        items = [
+        items: list[Any] = [
             {
                 "Update": {
                     "TableName": self.table.name,
@@ -476,3 +482,7 @@ class Ledger:
             )
             items.extend(page["Items"])
         return {int(item["chunk"]): _plain(item) for item in items}
+
+    def chunk_outcomes(self, run_id: str, table: str) -> dict[int, Outcome]:
+        """The chunks of a chunked table, by index, as outcomes."""
+        return {index: Outcome.of(item) for index, item in self.chunk_items(run_id, table).items()}

@@ -13,6 +13,7 @@ from bdc_sync.flow.progress import advance_run
 from bdc_sync.flow.queues import Queues
 from bdc_sync.flow.states import TERMINAL, Status
 from bdc_sync.framework import BuildContext, MissingInput, TableResult, UnusableInput
+from bdc_sync.outcome import SUMMED_FIGURES, Outcome
 from bdc_sync.settings import Settings
 from bdc_sync.store import ObjectStore
 from bdc_sync.tables import build_of
@@ -39,38 +40,46 @@ def docdb_figures(ctx: BuildContext) -> dict[str, Any]:
     }
 
 
-def outcome_of(result: TableResult, ctx: BuildContext, seconds: float) -> dict[str, Any]:
+def context_figures(ctx: BuildContext, seconds: float) -> dict[str, Any]:
+    """What a build's context counted, for its outcome."""
     return {
         **docdb_figures(ctx),
-        "status": result.status,
-        "rows": result.rows,
-        "bytes_written": result.bytes_written,
-        "content_sha256": result.content_sha256 or "",
-        "partitions_written": result.partitions_written,
-        "partitions_deleted": result.partitions_deleted,
         "duration_seconds": seconds,
         "docdb_requests": ctx.docdb_requests,
         "docdb_records": ctx.docdb_records,
         "malformed": ctx.malformed.count,
         "malformed_sample": ctx.malformed.sample,
-        "message": result.message,
-        "companion_rows": result.companion_rows,
     }
 
 
-def failure_outcome(ctx: BuildContext, seconds: float, error: str) -> dict[str, Any]:
-    return {
-        **docdb_figures(ctx),
-        "status": Status.FAILED,
-        "rows": 0,
-        "bytes_written": 0,
-        "duration_seconds": seconds,
-        "docdb_requests": ctx.docdb_requests,
-        "docdb_records": ctx.docdb_records,
-        "malformed": ctx.malformed.count,
-        "malformed_sample": ctx.malformed.sample,
-        "message": error[:2000],
-    }
+def outcome_of(result: TableResult, ctx: BuildContext, seconds: float) -> Outcome:
+    """A build's result with its context's figures: every field of the outcome set."""
+    return Outcome.model_validate(
+        {
+            "status": result.status,
+            "rows": result.rows,
+            "bytes_written": result.bytes_written,
+            "content_sha256": result.content_sha256 or "",
+            "partitions_written": result.partitions_written,
+            "partitions_deleted": result.partitions_deleted,
+            "message": result.message,
+            "companion_rows": result.companion_rows,
+            **context_figures(ctx, seconds),
+        }
+    )
+
+
+def failure_outcome(ctx: BuildContext, seconds: float, error: str) -> Outcome:
+    """A build that raised on its last attempt: nothing written, the error said."""
+    return Outcome.model_validate(
+        {
+            "status": Status.FAILED,
+            "rows": 0,
+            "bytes_written": 0,
+            "message": error[:2000],
+            **context_figures(ctx, seconds),
+        }
+    )
 
 
 def build_work_item(
@@ -80,7 +89,7 @@ def build_work_item(
     ledger: Ledger,
     queues: Queues,
     cache: ObjectStore | None = None,
-) -> dict[str, Any] | None:
+) -> Outcome | None:
     """Build the table (or chunk) of a work item once per run; returns its outcome.
 
     Raises to make SQS deliver the message again: while another delivery holds the
@@ -92,7 +101,8 @@ def build_work_item(
     log_keys = {"run_id": item.run_id, "table": item.table, "chunk": item.chunk}
     claim = ledger.claim(item.run_id, item.table, settings.worker_timeout_seconds, item.chunk)
     if not claim.won:
-        return _not_claimed(item, claim.status, ledger, queues, settings, log_keys, cache)
+        _not_claimed(item, claim.status, ledger, queues, settings, log_keys, cache)
+        return None
 
     build = build_of(item.table)
     ctx = BuildContext(settings, item.run_id, spec=build.spec, cache=cache)
@@ -162,8 +172,8 @@ def _not_claimed(
         return None
     if status == Status.CHUNKED:
         # A duplicate of the planning message: make sure every chunk has a message.
-        for index, chunk in ledger.chunk_items(item.run_id, item.table).items():
-            if chunk["status"] == Status.QUEUED:
+        for index, chunk in ledger.chunk_outcomes(item.run_id, item.table).items():
+            if chunk.status == Status.QUEUED:
                 queues.send_work(WorkItem(run_id=item.run_id, table=item.table, chunk=index))
         return None
     raise TableBusy(f"{item.table} of run {item.run_id} is being built by another delivery")
@@ -188,42 +198,37 @@ def finish_chunked_table(
     """Merge the chunks' outcomes into the table's, once (a conditional write)."""
     build = build_of(item.table)
     assert isinstance(build, ChunkedBuild)
-    chunks = ledger.chunk_items(item.run_id, item.table)
-    if not all(chunk["status"] in TERMINAL for chunk in chunks.values()):
+    chunks = ledger.chunk_outcomes(item.run_id, item.table)
+    if not all(chunk.status in TERMINAL for chunk in chunks.values()):
         return
     if not ledger.claim_finish(item.run_id, item.table, settings.worker_timeout_seconds):
         return  # another delivery is finishing it (or has)
     ctx = BuildContext(settings, item.run_id, spec=build.spec, cache=cache)
     started = time.monotonic()
-    result = build.finish(ctx, {index: Status(chunk["status"]) for index, chunk in chunks.items()})
-    outcome = outcome_of(result, ctx, time.monotonic() - started)
-    for figure in (
-        "docdb_requests",
-        "docdb_records",
-        "bytes_written",
-        "partitions_written",
-        "partitions_deleted",
-        "malformed",
-        "docdb_splits",
-        "docdb_oversize_answers",
-        "docdb_listing_retries",
-        "docdb_unreturnable",
-    ):
-        outcome[figure] += sum(int(chunk.get(figure) or 0) for chunk in chunks.values())
-    outcome["docdb_unreturnable_sample"] = [
-        s for c in [outcome, *chunks.values()] for s in c.get("docdb_unreturnable_sample", [])
+    result = build.finish(ctx, {index: chunk.status for index, chunk in chunks.items()})
+    finished = outcome_of(result, ctx, time.monotonic() - started)
+    parts = [chunk for _, chunk in sorted(chunks.items())]
+    merged: dict[str, Any] = {
+        figure: getattr(finished, figure) + sum(getattr(chunk, figure) for chunk in parts)
+        for figure in SUMMED_FIGURES
+    }
+    merged["docdb_unreturnable_sample"] = [
+        s for c in [finished, *parts] for s in c.docdb_unreturnable_sample
     ][:UNRETURNABLE_SAMPLE]
-    outcome["duration_seconds"] += sum(float(c.get("duration_seconds") or 0) for c in chunks.values())
-    outcome["malformed_sample"] = [s for c in chunks.values() for s in c.get("malformed_sample", [])][:5]
-    outcome["chunks"] = len(chunks)
-    failures = [c for _, c in sorted(chunks.items()) if c["status"] == Status.FAILED and c.get("message")]
-    if outcome["status"] == Status.FAILED and failures:
+    merged["duration_seconds"] = (finished.duration_seconds or 0) + sum(
+        float(c.duration_seconds or 0) for c in parts
+    )
+    merged["malformed_sample"] = [s for c in parts for s in c.malformed_sample][:5]
+    merged["chunks"] = len(chunks)
+    failures = [c for c in parts if c.status == Status.FAILED and c.message]
+    if finished.status == Status.FAILED and failures:
         # The run report should say why, not only which chunks failed.
-        outcome["message"] = f"{outcome['message']}; first failure: {failures[0]['message']}"[:2000]
+        merged["message"] = f"{finished.message}; first failure: {failures[0].message}"[:2000]
+    outcome = finished.model_copy(update=merged)
     if ledger.record_outcome(item.run_id, item.table, None, outcome):
         build.clean_up(ctx, len(chunks))
 
 
-def _figures(outcome: dict[str, Any]) -> dict[str, Any]:
-    keys = ("status", "rows", "bytes_written", "duration_seconds", "docdb_requests", "malformed")
-    return {key: outcome.get(key) for key in keys}
+def _figures(outcome: Outcome) -> dict[str, Any]:
+    keys = {"status", "rows", "bytes_written", "duration_seconds", "docdb_requests", "malformed"}
+    return outcome.model_dump(include=keys)
