@@ -49,6 +49,7 @@ from bdc_sync.framework import (
     upstream_fingerprint,
     write_partition_files,
 )
+from bdc_sync.record_state import RecordState, malformed_mark
 from biodata_cache import layout
 from biodata_cache.catalog import TableSpec
 
@@ -67,6 +68,7 @@ STATE_SCHEMA = pa.schema(
         pa.field("mark", pa.string()),  # null: fine; "malformed: ..." otherwise
     ]
 )
+RECORDS = RecordState("_id", "_last_modified", "mark")
 
 
 class ChunkedBuild(ABC):
@@ -162,24 +164,26 @@ class SubjectPartitionedTable(ChunkedBuild):
             )
         }
         previous = self._previous_state(ctx)
-        before = {
-            rid: (modified, subject)
-            for rid, modified, subject in zip(
-                *(previous[c].to_pylist() for c in ("_id", "_last_modified", "subject_id")), strict=True
-            )
+        before = dict(zip(previous["_id"].to_pylist(), previous["subject_id"].to_pylist(), strict=True))
+        # A record is taken from the last build while its _last_modified and subject are the same.
+        kept = RECORDS.unchanged(previous, {rid: modified for rid, (modified, _, _) in current.items()})
+        same = {
+            rid
+            for rid, subject in zip(kept["_id"].to_pylist(), kept["subject_id"].to_pylist(), strict=True)
+            if current[rid][1] == subject
         }
         changed: dict[str, list[str]] = defaultdict(list)
-        for rid, (modified, subject, _) in current.items():
-            if before.get(rid) != (modified, subject):
+        for rid, (_, subject, _) in current.items():
+            if rid not in same:
                 changed[subject].append(rid)
         removed: dict[str, list[str]] = defaultdict(list)
-        for rid, (_, subject) in before.items():
+        for rid, subject in before.items():
             if rid not in current or current[rid][1] != subject:
                 removed[subject].append(rid)
         # Subject ids that cannot name a folder go to a chunk too: their records are
         # counted there as malformed (see _take_record), and no partition is written.
         subjects = sorted(s for s in set(changed) | set(removed) if s)
-        _count_marked(previous, ctx.malformed)
+        RECORDS.count_malformed(previous, ctx.malformed)
         if not subjects and ctx.cache.head(self._state_key(ctx)) is not None:
             return TableResult(
                 status=Status.UNCHANGED,
@@ -261,7 +265,7 @@ class SubjectPartitionedTable(ChunkedBuild):
             rid = record_id(record)
         except MalformedRecord as exc:
             malformed.add("?", str(exc))
-            return {"_id": "?", "mark": f"malformed: {exc}"}
+            return {"_id": "?", "mark": malformed_mark(exc)}
         subject = (
             str((record.get("subject") or {}).get("subject_id") or "")
             if isinstance(record.get("subject"), dict)
@@ -279,12 +283,12 @@ class SubjectPartitionedTable(ChunkedBuild):
         if subject and not layout.is_partition_value(subject):
             error = f"subject_id {subject[:80]!r} is not one safe key segment (letters, digits, _.+-)"
             malformed.add(rid, error)
-            return {**entry, "mark": f"malformed: {error}"}
+            return {**entry, "mark": malformed_mark(error)}
         try:
             produced = self.rows(record)
         except Exception as exc:  # one bad record must not sink the chunk
             malformed.add(rid, f"{type(exc).__name__}: {exc}")
-            return {**entry, "mark": f"malformed: {exc}"[:300]}
+            return {**entry, "mark": malformed_mark(exc)}
         for output in self.outputs:
             rows = produced.get(output.name, [])
             fresh[output.name][subject].extend(rows)
@@ -344,7 +348,7 @@ class SubjectPartitionedTable(ChunkedBuild):
         )
         ctx.cache.write_table(self._state_key(ctx), state)
         failed = sorted(i for i, s in chunk_statuses.items() if s != Status.SUCCEEDED)
-        _count_marked(kept, ctx.malformed)
+        RECORDS.count_malformed(kept, ctx.malformed)
         message = f"{len(done_subjects)} subjects rebuilt in {len(chunk_statuses)} chunks"
         if failed:
             return TableResult(status=Status.FAILED, rows=rows, message=f"{message}; chunks failed: {failed}")
@@ -450,11 +454,6 @@ class AssetReadsTable(ChunkedBuild):
     def _publish(self, ctx: BuildContext, fingerprint: str, rows: list[Row]) -> TableResult:
         table = rows_to_arrow(sorted(rows, key=lambda row: row[self.key]), self.spec.schema, ctx.malformed)
         return published(ctx.write(self.spec, table, fingerprint))
-
-
-def _count_marked(state: pa.Table, malformed: MalformedLog) -> None:
-    marks = [m for m in state["mark"].to_pylist() if m and m.startswith("malformed")]
-    malformed.count += len(marks)
 
 
 def _digest(spec: TableSpec, revision: int, ids: list[str], modified: list[str]) -> str:

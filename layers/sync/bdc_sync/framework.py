@@ -31,6 +31,7 @@ from bdc_sync.docdb import DocDB, projection_of
 from bdc_sync.fields import MalformedRecord, record_id
 from bdc_sync.flow.states import Status
 from bdc_sync.outcome import Outcome
+from bdc_sync.record_state import EMPTY, RecordState, malformed_mark
 from bdc_sync.settings import Settings
 from bdc_sync.store import ObjectStore, WriteResult
 from biodata_cache import layout
@@ -45,6 +46,7 @@ Row = dict[str, Any]
 ID_COL = "_record_id"
 MODIFIED_COL = "_record_modified"
 MARK_COL = "_record_mark"  # null: a real row; "empty": record gave no rows; else the error
+RECORDS = RecordState(ID_COL, MODIFIED_COL, MARK_COL)
 _STATE_FIELDS = [
     pa.field(ID_COL, pa.string()),
     pa.field(MODIFIED_COL, pa.string()),
@@ -397,7 +399,7 @@ class RecordTable:
             and state_info.metadata.get("input-fingerprint") == fingerprint
         ):
             state = ctx.cache.read_table(state_key, columns=[MARK_COL])
-            _count_carried_malformed(state, ctx.malformed)
+            RECORDS.count_malformed(state, ctx.malformed)
             return TableResult(
                 status=Status.UNCHANGED,
                 rows=int(state_info.metadata.get("published-rows", 0)),
@@ -406,7 +408,7 @@ class RecordTable:
             )
 
         previous = self._previous_state(ctx, state_key, state_info)
-        kept = _unchanged_rows(previous, listing)
+        kept = RECORDS.unchanged(previous, listing)
         kept_ids = set(kept[ID_COL].to_pylist())
         changed = [rid for rid in listing if rid not in kept_ids]
         logger.info(
@@ -415,7 +417,7 @@ class RecordTable:
         )
         fresh = self._rows_of_changed(ctx, changed, listing)
         state = pa.concat_tables([kept, fresh]).sort_by([(ID_COL, "ascending")])
-        _count_carried_malformed(kept, ctx.malformed)
+        RECORDS.count_malformed(kept, ctx.malformed)
 
         published = state.filter(pc.is_null(state[MARK_COL])).drop_columns([MODIFIED_COL, MARK_COL])
         if self.finish is not None:
@@ -481,9 +483,9 @@ class RecordTable:
             produced = list(self.rows(record))
         except Exception as exc:  # one bad record must not sink the table
             ctx.malformed.add(rid, f"{type(exc).__name__}: {exc}")
-            return [{**bookkeeping, MARK_COL: f"malformed: {exc}"[:300]}]
+            return [{**bookkeeping, MARK_COL: malformed_mark(exc)}]
         if not produced:
-            return [{**bookkeeping, MARK_COL: "empty"}]
+            return [{**bookkeeping, MARK_COL: EMPTY}]
         return [{**row, **bookkeeping, MARK_COL: None} for row in produced]
 
     def _to_state(self, ctx: BuildContext, rows: list[Row], listing: dict[str, str]) -> pa.Table:
@@ -494,7 +496,7 @@ class RecordTable:
             # an unchanged record is not fetched again on every run.
             bad = set(_ids(rows)) - set(table[ID_COL].to_pylist())
             markers = [
-                {ID_COL: rid, MODIFIED_COL: listing.get(rid, ""), MARK_COL: "malformed: bad value"}
+                {ID_COL: rid, MODIFIED_COL: listing.get(rid, ""), MARK_COL: malformed_mark("bad value")}
                 for rid in sorted(bad)
             ]
             table = pa.concat_tables([table, pa.Table.from_pylist(markers, schema=self.state_schema)])
@@ -507,20 +509,6 @@ def _has_sha(info: Any, sha256: str | None) -> bool:
 
 def _ids(rows: list[Row]) -> list[str]:
     return [row[ID_COL] for row in rows]
-
-
-def _unchanged_rows(previous: pa.Table, listing: dict[str, str]) -> pa.Table:
-    """Rows of the previous state whose record still exists with the same _last_modified."""
-    if previous.num_rows == 0:
-        return previous
-    current = pa.array([listing.get(rid) for rid in previous[ID_COL].to_pylist()], type=pa.string())
-    same = pc.fill_null(pc.equal(current, previous[MODIFIED_COL]), False)
-    return previous.filter(same)
-
-
-def _count_carried_malformed(state: pa.Table, malformed: MalformedLog) -> None:
-    marks = [m for m in state[MARK_COL].to_pylist() if m and m.startswith("malformed")]
-    malformed.count += len(marks)
 
 
 @dataclass
