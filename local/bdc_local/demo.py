@@ -19,6 +19,7 @@ import biodata_cache as client
 from bdc_local import corpus as corpus_module
 from bdc_local.runner import run_and_wait
 from bdc_local.stack import LocalStack, StackConfig, local_stack
+from bdc_sync.flow.states import BUILT
 from biodata_cache import layout
 from biodata_cache.catalog import ALL_TABLES, TableSpec
 
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             for spec in ALL_TABLES:
                 location = registry[spec.name].location
                 status = result.tables.get(spec.built_with or spec.name, {}).get("status", "not run")
-                rows = table_rows(spec) if status in {"succeeded", "unchanged"} else 0
+                rows = table_rows(spec) if status in BUILT else 0
                 lines.append({"name": spec.name, "rows": rows, "location": location, "status": status})
             for line in lines:
                 print(f"{line['name']:<22} {line['rows']:>9} rows  {line['location']}  [{line['status']}]")
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                         }
                     )
                 )
-            failed = [line["name"] for line in lines if line["status"] not in {"succeeded", "unchanged"}]
+            failed = [line["name"] for line in lines if line["status"] not in BUILT]
             return 1 if failed else 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
