@@ -57,18 +57,18 @@ logger = logging.getLogger(__name__)
 
 RowsByTable = dict[str, list[dict[str, Any]]]
 
-STATE_SCHEMA = pa.schema(
-    [
-        pa.field("_id", pa.string()),
-        pa.field("_last_modified", pa.string()),
-        pa.field("subject_id", pa.string()),
-        pa.field("name", pa.string()),
-        pa.field("rows", pa.int64()),
-        pa.field("companion_rows", pa.int64()),
-        pa.field("mark", pa.string()),  # null: fine; "malformed: ..." otherwise
-    ]
-)
-RECORDS = RecordState("_id", "_last_modified", "mark")
+# Annotated: the fields' types differ (Field[StringType], Field[Int64Type]), and mypy
+# would join them to object.
+_STATE_FIELDS: list[pa.Field[Any]] = [
+    pa.field("_id", pa.string()),
+    pa.field("_last_modified", pa.string()),
+    pa.field("subject_id", pa.string()),
+    pa.field("name", pa.string()),
+    pa.field("rows", pa.int64()),
+    pa.field("companion_rows", pa.int64()),
+    pa.field("mark", pa.string()),  # null: fine; "malformed: ..." otherwise
+]
+STATE_SCHEMA = pa.schema(_STATE_FIELDS)
 
 
 class ChunkedBuild(ABC):
@@ -118,7 +118,12 @@ class ChunkedBuild(ABC):
         found = ctx.cache.get_json(self._plan_key(ctx))
         if found is None:
             raise RuntimeError(f"no plan for {self.spec.name} in run {ctx.run_id}")
-        return found[0]
+        plan: dict[str, Any] = found[0]  # written by this class as a JSON object
+        return plan
+
+
+# The record bookkeeping columns of STATE_SCHEMA.
+RECORDS = RecordState("_id", "_last_modified", "mark")
 
 
 @dataclass
@@ -456,6 +461,6 @@ class AssetReadsTable(ChunkedBuild):
         return published(ctx.write(self.spec, table, fingerprint))
 
 
-def _digest(spec: TableSpec, revision: int, ids: list[str], modified: list[str]) -> str:
+def _digest(spec: TableSpec, revision: int, ids: list[str | None], modified: list[str | None]) -> str:
     """Content identity of the whole partitioned table: its records and their versions."""
     return fingerprint_of(spec, revision, sorted(zip(ids, modified, strict=True)))

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -343,7 +343,7 @@ class AssetsWhere:
         selected = basics.filter(self.where(basics))
         return dict(
             zip(
-                selected["_id"].to_pylist(),
+                cast("list[str]", selected["_id"].to_pylist()),  # record ids are never null
                 (m or "" for m in selected["_last_modified"].to_pylist()),
                 strict=True,
             )
@@ -399,6 +399,7 @@ class RecordTable:
             and state_info.metadata.get("input-fingerprint") == fingerprint
         ):
             state = ctx.cache.read_table(state_key, columns=[MARK_COL])
+            assert state is not None  # its HEAD was just answered
             RECORDS.count_malformed(state, ctx.malformed)
             return TableResult(
                 status=Status.UNCHANGED,
@@ -425,6 +426,7 @@ class RecordTable:
         if self.sort_by:
             published = published.sort_by([(c, "ascending") for c in self.sort_by])
         published = published.select(self.spec.column_names).cast(self.spec.schema)
+        written: PartitionsWritten | WriteResult
         if self.spec.partitioned:
             written = ctx.write_partitions(self.spec, published, fingerprint)
         else:
@@ -594,5 +596,5 @@ def unchanged_since(ctx: BuildContext, spec: TableSpec, fingerprint: str) -> Tab
 def distinct_sorted(table: pa.Table, column: str) -> pa.Table:
     """Distinct non-null, non-empty values of one column, sorted, as a one-column table."""
     values = pc.unique(table[column].combine_chunks().drop_null())
-    values = values.filter(pc.not_equal(values, ""))
+    values = values.filter(pc.not_equal(values, pa.scalar("")))
     return pa.table({column: values.sort()})
