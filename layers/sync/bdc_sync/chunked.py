@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -169,7 +169,9 @@ class SubjectPartitionedTable(ChunkedBuild):
             )
         }
         previous = self._previous_state(ctx)
-        before = dict(zip(previous["_id"].to_pylist(), previous["subject_id"].to_pylist(), strict=True))
+        ids = cast("list[str]", previous["_id"].to_pylist())  # record ids are never null
+        # A record without an id ("?") has no subject either.
+        before: dict[str, str | None] = dict(zip(ids, previous["subject_id"].to_pylist(), strict=True))
         # A record is taken from the last build while its _last_modified and subject are the same.
         kept = RECORDS.unchanged(previous, {rid: modified for rid, (modified, _, _) in current.items()})
         same = {
@@ -181,7 +183,7 @@ class SubjectPartitionedTable(ChunkedBuild):
         for rid, (_, subject, _) in current.items():
             if rid not in same:
                 changed[subject].append(rid)
-        removed: dict[str, list[str]] = defaultdict(list)
+        removed: dict[str | None, list[str]] = defaultdict(list)
         for rid, subject in before.items():
             if rid not in current or current[rid][1] != subject:
                 removed[subject].append(rid)
