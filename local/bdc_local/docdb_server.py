@@ -20,7 +20,8 @@ in-memory corpus so the code can be exercised end to end on a laptop or in CI:
 With ``--profile gateway`` (:data:`GATEWAY`, what the local stack uses) it behaves
 like the API Gateway + Lambda in front of the real service: the answer limit counts
 the body escaped into Lambda's response envelope and is answered 502 (also for one
-record over it), a 29 s integration timeout answers 504 while the work goes on,
+record over it), a 29 s integration timeout answers 504 while the work goes on
+(decided on the modelled time, so the same request times out on every run),
 latency grows by request and by MB, more than ``max_in_flight`` requests are refused
 with 429 without ``Retry-After``, URLs over 10,240 characters get 414 and unknown
 routes 403. The default (``permissive``) profile is the kinder stand-in below.
@@ -29,7 +30,8 @@ Beyond the protocol it models what matters for performance and robustness tests:
 indexes on ``_id``, ``name`` and ``subject.subject_id`` (equality and ``$in`` are
 answered without a scan), injected latency per request and per returned record,
 injected 429/503 faults with a seeded RNG, a "down" switch, and request statistics.
-Test-only endpoints live under ``/_admin/`` (stats, config, upsert, delete, health).
+Test-only endpoints live under ``/_admin/`` (stats, requests, config, upsert, delete,
+health).
 
 Run it in the foreground (the local stack starts it as a subprocess)::
 
@@ -55,7 +57,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -420,7 +422,9 @@ class ServerConfig:
     # Latency by bytes: ms per MB of answer body (a Lambda reads, converts and sends it).
     per_mb_ms: float = 0.0
     # API Gateway's integration timeout: the client gets 504 while the work goes on
-    # (and keeps counting towards `max_in_flight`) until it is done. None: no timeout.
+    # (and keeps counting towards `max_in_flight`) until it is done. Decided on the
+    # modelled time (latency_ms + per_record_ms + per_mb_ms), so the same request
+    # times out on every run however loaded the machine is. None: no timeout.
     integration_timeout_seconds: float | None = None
     # Load-driven throttling: more API requests than this in flight (work after a 504
     # included) are answered `throttle_status` at once. None: no cap.
@@ -440,6 +444,10 @@ class ServerConfig:
     # Status of a request to a route that does not exist (or a wrong method): API
     # Gateway answers 403 {"message": "Missing Authentication Token"}.
     unknown_route_status: int = 404
+    # Keep the last N API requests (endpoint, status, an aggregate's `_id` `$in`
+    # values, records, bytes, modelled seconds) for GET /_admin/requests: what tests
+    # read to see how a client split its batches. 0: none kept.
+    request_log_size: int = 0
 
 
 #: What the gateway in front of the real service does, as far as the client library,
@@ -509,6 +517,9 @@ def _validated(config: ServerConfig, changes: Mapping[str, Any]) -> ServerConfig
         isinstance(in_flight, bool) or not isinstance(in_flight, int) or in_flight < 1
     ):
         raise ValueError("max_in_flight must be a positive integer or null")
+    log_size = values["request_log_size"]
+    if isinstance(log_size, bool) or not isinstance(log_size, int) or not 0 <= log_size <= 100_000:
+        raise ValueError("request_log_size must be an integer in [0, 100000]")
     return ServerConfig(
         payload_limit_bytes=limit,
         limit_mode=values["limit_mode"],
@@ -527,6 +538,7 @@ def _validated(config: ServerConfig, changes: Mapping[str, Any]) -> ServerConfig
         enforce_aggregate_limit=values["enforce_aggregate_limit"],
         max_url_bytes=max_url,
         unknown_route_status=values["unknown_route_status"],
+        request_log_size=log_size,
     )
 
 
@@ -556,6 +568,8 @@ class _Response:
     headers: dict[str, str] = field(default_factory=dict)
     endpoint: str | None = None  # None: an admin request, left out of the statistics
     processing_seconds: float = 0.0
+    modelled_seconds: float = 0.0  # the latency model's time for this answer
+    values: list[Any] | None = None  # an aggregate's `$match` `_id` `$in` values
 
 
 def _json_response(status: int, value: JSON, endpoint: str | None = None) -> _Response:
@@ -748,6 +762,7 @@ class DocDBServer:
         self._stats = _Stats()
         self._stats_lock = threading.Lock()
         self._in_flight = 0
+        self._requests: deque[dict[str, Any]] = deque(maxlen=1)
         self._bind = (host, port)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -859,9 +874,15 @@ class DocDBServer:
             return json.loads(json.dumps(asdict(self._stats)))
 
     def reset_stats(self) -> None:
-        """Zero every counter."""
+        """Zero every counter and forget the logged requests."""
         with self._stats_lock:
             self._stats = _Stats()
+            self._requests.clear()
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The last ``request_log_size`` API requests, oldest first (see ServerConfig)."""
+        with self._stats_lock:
+            return list(self._requests)
 
     def config(self) -> dict[str, Any]:
         """The current run-time configuration."""
@@ -876,8 +897,8 @@ class DocDBServer:
         Options: every :class:`ServerConfig` field (``latency_ms``, ``per_record_ms``,
         ``per_mb_ms``, ``integration_timeout_seconds``, ``max_in_flight``, ``fault_rate``,
         ``fault_statuses``, ``down``, ``payload_limit_bytes``, ``limit_mode``,
-        ``oversize_status``, ``enforce_aggregate_limit``,
-        ``max_url_bytes``, and ``seed`` (reseeds the fault RNG). Unknown options and
+        ``oversize_status``, ``enforce_aggregate_limit``, ``max_url_bytes``,
+        ``request_log_size``, and ``seed`` (reseeds the fault RNG). Unknown options and
         out-of-range values raise :class:`ValueError` and change nothing.
         """
         seed = changes.pop("seed", None)
@@ -938,46 +959,48 @@ class DocDBServer:
             self._record(response, 0.0)
             return response
 
-        def work() -> tuple[_Response, float]:
-            try:
-                response = self._api(method, path, query, body, host)
-                delay = (
-                    config.latency_ms
-                    + config.per_record_ms * response.records
-                    + config.per_mb_ms * len(response.payload) / 1e6
-                ) / 1000.0
-                if delay > 0:
-                    time.sleep(delay)
-                return response, delay
-            finally:
-                with self._stats_lock:
-                    self._in_flight -= 1
-
+        try:
+            response = self._api(method, path, query, body, host)
+        except BaseException:
+            self._leave_flight()
+            raise
+        # The service's time for this answer, from the latency model alone: the
+        # stand-in's own CPU time (its lock, the GIL, a loaded test machine) is not
+        # part of what it models, and counting it would make a 504 depend on the
+        # machine rather than on the request.
+        modelled = (
+            config.latency_ms
+            + config.per_record_ms * response.records
+            + config.per_mb_ms * len(response.payload) / 1e6
+        ) / 1000.0
+        response.modelled_seconds = modelled
         timeout = config.integration_timeout_seconds
-        if timeout is None:
-            response, delay = work()
-            self._record(response, delay)
-            return response
-        outcome: list[tuple[_Response, float]] = []
-        done = threading.Event()
-
-        def run() -> None:
+        if timeout is None or modelled <= timeout:
             try:
-                outcome.append(work())
+                if modelled > 0:
+                    time.sleep(modelled)
             finally:
-                done.set()
-
-        # The work runs on, holding its place in flight, after the gateway gives up.
-        threading.Thread(target=run, name="docdb-integration", daemon=True).start()
-        if done.wait(timeout) and outcome:
-            response, delay = outcome[0]
-            self._record(response, delay)
+                self._leave_flight()
+            self._record(response, modelled)
             return response
-        response = _error(504, _FAULT_MESSAGES[504], path.rsplit("/", 1)[-1])
+        # The gateway gives up at the timeout; the work runs on for the rest of its
+        # modelled time, holding its place in flight (so it still counts towards
+        # max_in_flight), and its answer is dropped.
+        time.sleep(timeout)
+        rest = threading.Timer(modelled - timeout, self._leave_flight)
+        rest.daemon = True
+        rest.start()
+        timed_out = _error(504, _FAULT_MESSAGES[504], response.endpoint or path.rsplit("/", 1)[-1])
+        timed_out.modelled_seconds = modelled
+        timed_out.values = response.values
         with self._stats_lock:
             self._stats.timeouts += 1
-        self._record(response, timeout)
-        return response
+        self._record(timed_out, timeout)
+        return timed_out
+
+    def _leave_flight(self) -> None:
+        with self._stats_lock:
+            self._in_flight -= 1
 
     def _record(self, response: _Response, delay: float) -> None:
         with self._stats_lock:
@@ -993,6 +1016,20 @@ class DocDBServer:
             stats.injected_latency_seconds += delay
             if response.headers.get("X-Local-Fault"):
                 stats.faults_injected += 1
+            size = self._config.request_log_size
+            if size:
+                if self._requests.maxlen != size:
+                    self._requests = deque(self._requests, maxlen=size)
+                self._requests.append(
+                    {
+                        "endpoint": endpoint,
+                        "status": response.status,
+                        "values": response.values,
+                        "records": response.records,
+                        "bytes": len(response.payload),
+                        "modelled_seconds": round(response.modelled_seconds, 6),
+                    }
+                )
 
     def _draw_fault(self, config: ServerConfig) -> int | None:
         if config.down:
@@ -1058,6 +1095,8 @@ class DocDBServer:
             log.exception("local DocDB failed on %s %s", method, path)
             response = _error(500, f"Internal server error: {exc}", endpoint)
         response.endpoint = endpoint
+        if endpoint == "aggregate" and config.request_log_size:
+            response.values = _matched_ids(body)
         response.processing_seconds = time.perf_counter() - started
         response.headers["X-Processing-Ms"] = f"{response.processing_seconds * 1000:.3f}"
         return response
@@ -1109,6 +1148,7 @@ class DocDBServer:
         routes: dict[str, tuple[str, ...]] = {
             "health": ("GET",),
             "stats": ("GET",),
+            "requests": ("GET",),
             "reset_stats": ("POST",),
             "config": ("GET", "POST"),
             "upsert": ("POST",),
@@ -1135,6 +1175,8 @@ class DocDBServer:
             return _json_response(200, {"ok": True, "records": counts})
         if name == "stats":
             return _json_response(200, self.stats())
+        if name == "requests":
+            return _json_response(200, self.requests())
         if name == "reset_stats":
             self.reset_stats()
             return _json_response(200, {"ok": True})
@@ -1145,6 +1187,16 @@ class DocDBServer:
         if name == "upsert":
             return _json_response(200, self.upsert(payload(list), version))
         return _json_response(200, self.delete(payload(list), version))
+
+
+def _matched_ids(body: bytes) -> list[Any] | None:
+    """The ``_id`` ``$in`` values of a pipeline starting with such a ``$match``, else None."""
+    try:
+        pipeline = json.loads(body or b"null")
+        values = pipeline[0]["$match"]["_id"]["$in"]
+    except (ValueError, LookupError, TypeError):
+        return None
+    return values if isinstance(values, list) else None
 
 
 def _json_param(params: Mapping[str, str], name: str, kind: type | tuple[type, ...]) -> Any:

@@ -50,6 +50,7 @@ from bdc_local.runner import (
     wait_for_runs,
 )
 from bdc_local.stack import LocalStack, StackConfig, local_stack
+from bdc_sync.docdb import FIRST_BATCH
 from bdc_sync.docdb_session import PlainHTTPAdapter
 from bdc_sync.flow.events import FinalizeItem
 from bdc_sync.flow.queues import Queues
@@ -569,40 +570,103 @@ def test_docdb_down_for_good_fails_only_the_affected_tables(
     )
 
 
+# The gateway profile with its 29 s integration timeout scaled down to 0.5 s and the
+# latency by bytes scaled up to 1 s a MB (40 ms a request as in the profile): an
+# answer over 460,000 bytes is modelled past the timeout, so it is answered 504 on
+# every run (the stand-in decides on its modelled time, not on the machine's), and
+# its work holds a place in flight until its modelled end.
+GATEWAY_TEST_TIMEOUT = 0.5
+GATEWAY_TEST_PER_MB_MS = 1000.0
+TIMEOUT_BYTES = int((GATEWAY_TEST_TIMEOUT - 0.040) / GATEWAY_TEST_PER_MB_MS * 1000 * 1e6)
+# Records whose QC answer alone is ~300 KB: one passes, two in a request time out.
+HEAVY_QC_BYTES = 300_000
 
-def _largest_qc_record(corpus: list[dict]) -> dict:
-    """The corpus record with the largest QC metric values (the bulk of real records)."""
-    def has_dict_values(record: dict) -> bool:
-        metrics = (record.get("quality_control") or {}).get("metrics") or []
-        return any(isinstance(m, dict) and isinstance(m.get("value"), dict) for m in metrics)
 
-    with_values = [r for r in corpus if has_dict_values(r)]
-    return max(with_values, key=lambda r: len(json.dumps(r["quality_control"])))
+def _has_qc_values(record: dict) -> bool:
+    """Whether the record has QC metrics with dict values (where real records grow)."""
+    metrics = (record.get("quality_control") or {}).get("metrics") or []
+    return any(isinstance(m, dict) and isinstance(m.get("value"), dict) for m in metrics)
+
+
+def _qc_answer_bytes(record: dict) -> int:
+    """Bytes of the record in the answers quality_control asks for (its projection)."""
+    from bdc_local import mongo
+    from bdc_local.docdb_server import dumps
+    from bdc_sync.tables.quality_control import PROJECTION
+
+    return len(dumps(mongo.compile_projection(dict.fromkeys(PROJECTION, 1))(record)))
+
+
+def _qc_request_subjects(corpus: list[dict]) -> tuple[list[str], list[str]]:
+    """Subjects wholly inside quality_control's first DocDB request, and those after it.
+
+    The table fetches its changed records subject by subject in subject-id order (its
+    chunk plan; one chunk here), FIRST_BATCH ids in the first request of a reader that
+    has seen no answer yet; the order within a subject is not known here, so a subject
+    across the boundary is in neither list.
+    """
+    counts = Counter(
+        str(r["subject"]["subject_id"]) for r in corpus if (r.get("subject") or {}).get("subject_id")
+    )
+    first, after, position = [], [], 0
+    for subject in sorted(counts):
+        if position >= FIRST_BATCH:
+            after.append(subject)
+        position += counts[subject]
+        if position <= FIRST_BATCH:
+            first.append(subject)
+    return first, after
 
 
 @GROUP_A
 def test_docdb_gateway_limits_split_batches_and_skip_what_cannot_be_returned(
     reference: Reference, fault_corpus: list[dict], tmp_path: Path, fault_report: Any
 ) -> None:
+    corpus = copy.deepcopy(fault_corpus)
+    first_subjects, later_subjects = _qc_request_subjects(corpus)
+    subject_of = {r["_id"]: str((r.get("subject") or {}).get("subject_id")) for r in corpus}
+    # Two records of quality_control's first request grown to ~300 KB of QC (in metric
+    # values, which the tables show as `{dict}`, so every row stays the reference's):
+    # that request (50 ids, both of them) is ~0.6 MB or more of answer, over the scaled
+    # timeout on every run (504, split), while each alone passes.
+    candidates = sorted(
+        (r for r in corpus if subject_of[r["_id"]] in first_subjects and _has_qc_values(r)),
+        key=lambda r: subject_of[r["_id"]],
+    )
+    heavy = [candidates[0], candidates[-1]]  # of the first and the last of those subjects
+    for record in heavy:
+        grow_to = compact_size(record) + HEAVY_QC_BYTES - _qc_answer_bytes(record)
+        enlarge(record, grow_to, random.Random(2), qc_share=1.0)
+    heavy_answers = [_qc_answer_bytes(r) for r in heavy]
+    assert all(TIMEOUT_BYTES > size > TIMEOUT_BYTES / 2 for size in heavy_answers), heavy_answers
     # One record whose QC alone is over Lambda's 6,291,556-byte response limit: a copy
-    # (new id) of a corpus record, so every other row stays the reference's.
-    source = _largest_qc_record(fault_corpus)
+    # (new id) of a record of a subject after the first request, so the 502 does not
+    # answer that request first, and every other row stays the reference's.
+    source = max(
+        (r for r in corpus if subject_of[r["_id"]] in later_subjects and _has_qc_values(r)),
+        key=lambda r: len(json.dumps(r["quality_control"])),
+    )
     huge = enlarge(copy.deepcopy(source), 7_000_000, random.Random(1), qc_share=1.0)
     huge["_id"] = "ffffffff-0000-4000-8000-000000000001"
     huge["name"] = f"{source['name']}_oversized"
     huge_size = compact_size(huge)
-    largest = max(fault_corpus, key=compact_size)
+    largest = max(corpus, key=compact_size)
     assert huge_size > 6_291_556 and compact_size(largest) > 250_000
     path = tmp_path / "records.jsonl"
-    write_jsonl([*fault_corpus, huge], path)
-    # The gateway profile, with its 29 s timeout scaled down: batches over ~0.5 MB of
-    # answer take longer than the 0.5 s timeout (1 s a MB), and at most 3 requests in
-    # flight (work after a 504 included) before 429s without Retry-After.
-    settings = {"integration_timeout_seconds": 0.5, "per_mb_ms": 1000.0, "max_in_flight": 3}
+    write_jsonl([*corpus, huge], path)
+    # At most 3 requests in flight (work after a 504 included) before 429s without
+    # Retry-After; the last 1,000 requests logged, to see how batches were split.
+    settings = {
+        "integration_timeout_seconds": GATEWAY_TEST_TIMEOUT,
+        "per_mb_ms": GATEWAY_TEST_PER_MB_MS,
+        "max_in_flight": 3,
+        "request_log_size": 1000,
+    }
     config = StackConfig(worker_timeout_seconds=60, extra_env=FAST_ENV, docdb_settings=settings)
     with local_stack(path, config=config) as stack:
         run = run_tables(stack)
         stats = stack.docdb_admin("stats")
+        logged = stack.docdb_admin("requests")
         report = run_report(stack, run.run_id)
         after = snapshot(stack)
         basics = read_table(stack, "asset_basics")
@@ -613,18 +677,42 @@ def test_docdb_gateway_limits_split_batches_and_skip_what_cannot_be_returned(
     by_status = stats["responses_by_status"]
     named = {s["id"]: s["reason"] for t in report["tables"] for s in t["unreturnable_sample"]}
     splits = report["totals"]["docdb_splits"]
-    # Split on 502: the oversized record's batches, every run. Whether a batch of this
-    # 154-record corpus also passes the scaled timeout (504) depends on which records
-    # share a request, which the worker threads' timing decides (2 of 5 runs had none),
-    # so the 504 split is asserted where it is deterministic:
-    # tests/local/test_docdb_limits.py::test_batches_split_on_504_at_the_integration_timeout.
-    assert by_status.get("502", 0) > 0, by_status
-    assert stats["timeouts"] == by_status.get("504", 0) and splits > 0
+    batches = [e for e in logged if e["endpoint"] == "aggregate" and e["values"]]
+    assert len(logged) == stats["requests_total"] < 1000  # the log holds every request
+
+    def split_later(index: int) -> bool:
+        """Whether batch `index`'s ids were all asked again, in smaller requests, after it."""
+        ids = set(batches[index]["values"])
+        parts = [set(e["values"]) for e in batches[index + 1 :] if set(e["values"]) < ids]
+        return set().union(*parts) == ids
+
+    # Split on 504: quality_control's first request (both heavy records; the lean
+    # projections of the other tables never come near the timeout) timed out and its
+    # ids were asked again in smaller batches; so was every other batch that timed out.
+    heavy_ids = {r["_id"] for r in heavy}
+    assert any(
+        e["status"] == 504 and len(e["values"]) == FIRST_BATCH and heavy_ids <= set(e["values"])
+        for e in batches
+    ), [(e["status"], len(e["values"])) for e in batches if heavy_ids <= set(e["values"])]
+    timed_out = [i for i, e in enumerate(batches) if e["status"] == 504]
+    assert stats["timeouts"] == by_status["504"] == len(timed_out)
+    assert all(len(batches[i]["values"]) > 1 and split_later(i) for i in timed_out)
+    # Split on 502: every batch holding the oversized record, down to it alone.
+    oversized = [i for i, e in enumerate(batches) if e["status"] == 502]
+    assert len(oversized) == by_status["502"] > 0
+    assert all(split_later(i) for i in oversized if len(batches[i]["values"]) > 1)
+    assert {batches[i]["values"][0] for i in oversized if len(batches[i]["values"]) == 1} == {huge["_id"]}
+    assert splits == len(timed_out) + len([i for i in oversized if len(batches[i]["values"]) > 1])
+    # The ~300 KB records passed: each came back with its QC, in a batch small enough.
+    for record, size in zip(heavy, heavy_answers, strict=True):
+        assert any(
+            e["status"] == 200 and record["_id"] in e["values"] and e["bytes"] > size for e in batches
+        ), record["_id"]
     # The over-limit record: skipped by the table that reads its QC, counted, named.
     assert list(named) == [huge["_id"]] and reported["quality_control"]["unreturnable_records"] == 1
     assert report["totals"]["unreturnable_records"] == 1
-    # The 300 KB record and every other one passed: the QC tables are the reference's,
-    # asset_basics (lean projection) has the reference rows plus the huge record.
+    # Every other record passed: the QC tables are the reference's, asset_basics (lean
+    # projection) has the reference rows plus the huge record.
     lost_qc = differing(after, reference.before, ["quality_control", "qc_tag_status"])
     got = basics.filter(pc.is_in(basics["_id"], pa.array(reference.basics["_id"].to_pylist())))
     lost_basics = len(reference.basics["_id"].to_pylist()) - got.num_rows
@@ -635,17 +723,21 @@ def test_docdb_gateway_limits_split_batches_and_skip_what_cannot_be_returned(
         "docdb-gateway-limits",
         fault="DocDB API at the gateway's limits (response size, integration timeout)",
         injected=(
-            f"corpus of real sizes (largest {compact_size(largest) // 1000} KB) plus one record of "
-            f"{huge_size / 1e6:.1f} MB; stand-in `gateway` profile: envelope limit 6,291,556 B answered "
-            "502, timeout scaled to 0.5 s at 1 s/MB, 3 requests in flight before 429 without Retry-After"
+            f"corpus of real sizes (largest {compact_size(largest) // 1000} KB), two records grown to "
+            f"{HEAVY_QC_BYTES // 1000} KB of QC, one record of {huge_size / 1e6:.1f} MB; stand-in "
+            "`gateway` profile: envelope limit 6,291,556 B answered 502, timeout scaled to 0.5 s at "
+            "1 s/MB (on the modelled time), 3 requests in flight before 429 without Retry-After"
         ),
         survived=(
-            f"{by_status.get('502', 0)}×502, {by_status.get('504', 0)}×504, {by_status.get('429', 0)}×429 "
-            f"on {stats['requests_total']} requests; {splits} batch splits; the "
-            f"{huge_size / 1e6:.1f} MB record skipped and named in the run report (quality_control), "
-            f"every table built; QC tables identical to the reference, asset_basics has all its rows"
+            f"{by_status.get('502', 0)}×502, {by_status.get('504', 0)}×504 (quality_control's first "
+            f"request among them), {by_status.get('429', 0)}×429; {splits} batch splits, every batch "
+            f"answered 502/504 asked again in smaller ones; the {HEAVY_QC_BYTES // 1000} KB records "
+            f"passed; the {huge_size / 1e6:.1f} MB record skipped and named in the run report "
+            f"(quality_control), every table built; QC tables identical to the reference, "
+            f"asset_basics has all its rows"
         ),
         lost=lost,
+        varying=f"{stats['requests_total']} requests",
     )
 
 

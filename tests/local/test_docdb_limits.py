@@ -8,12 +8,14 @@ stay small and the tests fast, but every code path is the production one.
 from __future__ import annotations
 
 import random
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from bdc_local.docdb_server import DocDBServer
 from bdc_local.record_sizes import enlarge
@@ -96,6 +98,59 @@ def test_batches_split_on_504_at_the_integration_timeout(corpus: list[dict]) -> 
     assert db.oversize_by_status[504] >= 1 and db.splits >= 1
 
 
+def aggregate_ids(server: DocDBServer, ids: list[str]) -> requests.Response:
+    return requests.post(
+        f"{server.url}/v2/metadata_index/data_assets/aggregate",
+        json=[{"$match": {"_id": {"$in": ids}}}],
+        timeout=10,
+    )
+
+
+def test_the_timeout_follows_the_modelled_time_not_the_machine(corpus: list[dict]) -> None:
+    # 20 KB records at 2 s a MB: one id is modelled at 0.04 s, ten at 0.4 s, with a
+    # 0.2 s timeout. A stand-in held up for 0.5 s (its lock taken, as a loaded machine
+    # or a huge answer next door would) still answers the one id, and the ten ids time
+    # out however fast it is.
+    settings = {"integration_timeout_seconds": 0.2, "per_mb_ms": 2000.0, "request_log_size": 10}
+    with server_for(corpus, **settings) as server:
+        ids = [r["_id"] for r in corpus[:10]]
+        assert aggregate_ids(server, ids).status_code == 504
+        held = threading.Event()
+
+        def hold_the_stand_in() -> None:
+            with server._data_lock:
+                held.set()
+                time.sleep(0.5)
+
+        holder = threading.Thread(target=hold_the_stand_in)
+        holder.start()
+        held.wait()
+        started = time.monotonic()
+        one = aggregate_ids(server, ids[:1])
+        waited = time.monotonic() - started
+        holder.join()
+        logged = server.requests()
+    assert one.status_code == 200 and waited > 0.4 and len(one.json()) == 1
+    assert [(e["status"], e["values"]) for e in logged] == [(504, ids), (200, ids[:1])]
+    assert logged[0]["modelled_seconds"] > 0.2 > logged[1]["modelled_seconds"]
+
+
+def test_work_after_a_504_keeps_its_place_in_flight(corpus: list[dict]) -> None:
+    # Ten 20 KB records at 5 s a MB: modelled at ~1 s, answered 504 at 0.2 s; the
+    # work holds the only place in flight until ~1 s, so a request at once is refused.
+    settings = {"integration_timeout_seconds": 0.2, "per_mb_ms": 5000.0, "max_in_flight": 1}
+    with server_for(corpus, **settings) as server:
+        ids = [r["_id"] for r in corpus[:10]]
+        assert aggregate_ids(server, ids).status_code == 504
+        refused = aggregate_ids(server, ids[:1])
+        time.sleep(1.0)
+        answered = aggregate_ids(server, ids[:1])
+        stats = server.stats()
+    assert refused.status_code == 429 and "Retry-After" not in refused.headers
+    assert answered.status_code == 200
+    assert stats["timeouts"] == 1 and stats["throttled"] == 1
+
+
 def test_a_record_over_the_limit_is_skipped_and_named(corpus: list[dict]) -> None:
     big = enlarge(dict(records(1, seed=9)[0]), 260_000, random.Random(3))
     near = enlarge(dict(records(1, seed=10)[0]), 150_000, random.Random(4))
@@ -139,10 +194,6 @@ def test_load_beyond_the_cap_is_throttled_and_retried(corpus: list[dict]) -> Non
 
 
 def test_throttled_answers_carry_no_retry_after(corpus: list[dict]) -> None:
-    import threading
-
-    import requests
-
     with server_for(corpus, max_in_flight=1, latency_ms=300.0) as server:
         url = f"{server.url}/v2/metadata_index/data_assets/count_documents"
         slow = threading.Thread(target=requests.get, args=(url,), kwargs={"timeout": 5})
