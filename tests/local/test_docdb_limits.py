@@ -194,12 +194,17 @@ def test_load_beyond_the_cap_is_throttled_and_retried(corpus: list[dict]) -> Non
 
 
 def test_throttled_answers_carry_no_retry_after(corpus: list[dict]) -> None:
-    with server_for(corpus, max_in_flight=1, latency_ms=300.0) as server:
+    # The second request goes out once the stand-in counts the first in flight (not
+    # after a fixed sleep, which a loaded host can outlast); the first is held 3 s.
+    with server_for(corpus, max_in_flight=1, latency_ms=3000.0) as server:
         url = f"{server.url}/v2/metadata_index/data_assets/count_documents"
-        slow = threading.Thread(target=requests.get, args=(url,), kwargs={"timeout": 5})
+        slow = threading.Thread(target=requests.get, args=(url,), kwargs={"timeout": 10})
         slow.start()
-        time.sleep(0.1)
-        refused = requests.get(url, timeout=5)
+        deadline = time.monotonic() + 2.0
+        while server.stats()["peak_in_flight"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert server.stats()["peak_in_flight"] == 1, "the first request never reached the stand-in"
+        refused = requests.get(url, timeout=10)
         slow.join()
     assert refused.status_code == 429 and "Retry-After" not in refused.headers
     assert refused.json() == {"message": "Too Many Requests"}
