@@ -107,6 +107,8 @@ def sql(
         raise corrupt(cache.url(damaged), first_line(exc)) from exc
 
 
-def _relation_arrow(relation: Any) -> pa.Table:
+def _relation_arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
+    # Newer duckdb names it to_arrow_table; older releases (the client allows 1.1) fetch_arrow_table.
     method = getattr(relation, "to_arrow_table", None) or relation.fetch_arrow_table
-    return method()
+    table: pa.Table = method()
+    return table

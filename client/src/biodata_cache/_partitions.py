@@ -198,7 +198,9 @@ class Partitions:
                 ) from None
             fmt = ds.ParquetFileFormat()
             fragments = [
-                fmt.make_fragment(source, partition_expression=partition)
+                # pyarrow takes a Buffer (read in place, any number of times); the stubs
+                # list only paths and file objects.
+                fmt.make_fragment(source, partition_expression=partition)  # type: ignore[arg-type]
                 for source, (_, partition) in zip(sources, chosen, strict=True)
             ]
             wanted = list(columns) if columns is not None else None
@@ -287,10 +289,10 @@ class Partitions:
         DuckDB scanned the table's dataset), as a key relative to the root."""
         for name in names:
             listed = self._listings.get(name)
-            if listed is None:
+            listing = listed[1] if listed is not None else None
+            if listing is None:
                 continue
-            listing = listed[1]
-            for rel in listing.rels if listing is not None else ():
+            for rel in listing.rels:
                 if f"{listing.base}/{rel}" in message:
                     return rel
         return None

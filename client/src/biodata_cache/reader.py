@@ -89,21 +89,34 @@ class Cache:
         max_attempts: int | None = None,
         _store: FileStore | S3Store | None = None,
     ) -> None:
-        options = {
-            "bucket": bucket,
-            "prefix": prefix,
-            "version": version,
-            "root": root,
-            "endpoint_url": endpoint_url,
-            "anonymous": anonymous,
-            "cache_dir": cache_dir,
-            "use_cache": use_cache,
-            "registry_ttl": registry_ttl,
-            "max_attempts": max_attempts,
-        }
         if config is None:
-            config = resolve_config(**options)
-        elif any(value is not None for value in options.values()):
+            config = resolve_config(
+                bucket=bucket,
+                prefix=prefix,
+                version=version,
+                root=root,
+                endpoint_url=endpoint_url,
+                anonymous=anonymous,
+                cache_dir=cache_dir,
+                use_cache=use_cache,
+                registry_ttl=registry_ttl,
+                max_attempts=max_attempts,
+            )
+        elif any(
+            option is not None
+            for option in (
+                bucket,
+                prefix,
+                version,
+                root,
+                endpoint_url,
+                anonymous,
+                cache_dir,
+                use_cache,
+                registry_ttl,
+                max_attempts,
+            )
+        ):
             raise TypeError("pass either config= or keyword options, not both")
         self.config = config
         self._store = _store if _store is not None else make_store(config)
