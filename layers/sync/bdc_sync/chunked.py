@@ -55,17 +55,18 @@ logger = logging.getLogger(__name__)
 
 RowsByTable = dict[str, list[dict[str, Any]]]
 
-STATE_SCHEMA = pa.schema(
-    [
-        pa.field("_id", pa.string()),
-        pa.field("_last_modified", pa.string()),
-        pa.field("subject_id", pa.string()),
-        pa.field("name", pa.string()),
-        pa.field("rows", pa.int64()),
-        pa.field("companion_rows", pa.int64()),
-        pa.field("mark", pa.string()),  # null: fine; "malformed: ..." otherwise
-    ]
-)
+# Annotated: the fields' types differ (Field[StringType], Field[Int64Type]), and mypy
+# would join them to object.
+_STATE_FIELDS: list[pa.Field[Any]] = [
+    pa.field("_id", pa.string()),
+    pa.field("_last_modified", pa.string()),
+    pa.field("subject_id", pa.string()),
+    pa.field("name", pa.string()),
+    pa.field("rows", pa.int64()),
+    pa.field("companion_rows", pa.int64()),
+    pa.field("mark", pa.string()),  # null: fine; "malformed: ..." otherwise
+]
+STATE_SCHEMA = pa.schema(_STATE_FIELDS)
 
 
 class ChunkedBuild(ABC):
@@ -119,7 +120,8 @@ class ChunkedBuild(ABC):
         found = ctx.cache.get_json(self._plan_key(ctx))
         if found is None:
             raise RuntimeError(f"no plan for {self.spec.name} in run {ctx.run_id}")
-        return found[0]
+        plan: dict[str, Any] = found[0]  # written by this class as a JSON object
+        return plan
 
 
 @dataclass
@@ -460,6 +462,6 @@ def _count_marked(state: pa.Table, malformed: MalformedLog) -> None:
     malformed.count += len(marks)
 
 
-def _digest(spec: TableSpec, revision: int, ids: list[str], modified: list[str]) -> str:
+def _digest(spec: TableSpec, revision: int, ids: list[str | None], modified: list[str | None]) -> str:
     """Content identity of the whole partitioned table: its records and their versions."""
     return fingerprint_of(spec, revision, sorted(zip(ids, modified, strict=True)))

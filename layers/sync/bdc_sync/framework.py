@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -354,7 +354,7 @@ class AssetsWhere:
         selected = basics.filter(self.where(basics))
         return dict(
             zip(
-                selected["_id"].to_pylist(),
+                cast("list[str]", selected["_id"].to_pylist()),  # record ids are never null
                 (m or "" for m in selected["_last_modified"].to_pylist()),
                 strict=True,
             )
@@ -410,6 +410,7 @@ class RecordTable:
             and state_info.metadata.get("input-fingerprint") == fingerprint
         ):
             state = ctx.cache.read_table(state_key, columns=[MARK_COL])
+            assert state is not None  # its HEAD was just answered
             _count_carried_malformed(state, ctx.malformed)
             return TableResult(
                 status="unchanged",
@@ -436,6 +437,7 @@ class RecordTable:
         if self.sort_by:
             published = published.sort_by([(c, "ascending") for c in self.sort_by])
         published = published.select(self.spec.column_names).cast(self.spec.schema)
+        written: PartitionsWritten | WriteResult
         if self.spec.partitioned:
             written = ctx.write_partitions(self.spec, published, fingerprint)
         else:
@@ -526,9 +528,11 @@ def _unchanged_rows(previous: pa.Table, listing: dict[str, str]) -> pa.Table:
     """Rows of the previous state whose record still exists with the same _last_modified."""
     if previous.num_rows == 0:
         return previous
-    current = pa.array([listing.get(rid) for rid in previous[ID_COL].to_pylist()], type=pa.string())
-    same = pc.fill_null(pc.equal(current, previous[MODIFIED_COL]), False)
-    return previous.filter(same)
+    ids = cast("list[str]", previous[ID_COL].to_pylist())  # record ids are never null
+    current = pa.array([listing.get(rid) for rid in ids], type=pa.string())
+    same = pc.equal(current, previous[MODIFIED_COL]).fill_null(False)
+    # pyarrow-stubs 20 lose the boolean element type through fill_null.
+    return previous.filter(same)  # type: ignore[arg-type]
 
 
 def _count_carried_malformed(state: pa.Table, malformed: MalformedLog) -> None:
@@ -619,5 +623,5 @@ def unchanged_since(ctx: BuildContext, spec: TableSpec, fingerprint: str) -> Tab
 def distinct_sorted(table: pa.Table, column: str) -> pa.Table:
     """Distinct non-null, non-empty values of one column, sorted, as a one-column table."""
     values = pc.unique(table[column].combine_chunks().drop_null())
-    values = values.filter(pc.not_equal(values, ""))
+    values = values.filter(pc.not_equal(values, pa.scalar("")))
     return pa.table({column: values.sort()})

@@ -146,7 +146,7 @@ def run_report(run: dict[str, Any], items: dict[str, dict[str, Any]]) -> dict[st
                 "message": item.get("message") or item.get("last_error", ""),
             }
         )
-    finished = [i.get("finished_at") for i in items.values() if i.get("finished_at")]
+    finished = [i["finished_at"] for i in items.values() if i.get("finished_at")]
     return {
         "run_id": run["run_id"],
         "version": run["folder"],

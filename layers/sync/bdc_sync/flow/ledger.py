@@ -181,7 +181,7 @@ class Ledger:
         while True:
             page = self.table.query(**kwargs)
             for item in page["Items"]:
-                items[item["table"]] = _plain(item)
+                items[str(item["table"])] = _plain(item)
             if "LastEvaluatedKey" not in page:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -375,7 +375,9 @@ class Ledger:
         for attempt in range(8):
             try:
                 # The resource's client takes plain Python values, as the Table does.
-                self.table.meta.client.transact_write_items(TransactItems=items)
+                # The stubs type this client as the low-level one (values as {"S": ...}); the
+                # resource's client serializes plain values.
+                self.table.meta.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
                 break
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":

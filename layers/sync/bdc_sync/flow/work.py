@@ -88,7 +88,8 @@ def build_work_item(
     log_keys = {"run_id": item.run_id, "table": item.table, "chunk": item.chunk}
     claim = ledger.claim(item.run_id, item.table, settings.worker_timeout_seconds, item.chunk)
     if not claim.won:
-        return _not_claimed(item, claim.status, ledger, queues, settings, log_keys)
+        _not_claimed(item, claim.status, ledger, queues, settings, log_keys)
+        return None
 
     build = build_of(item.table)
     ctx = BuildContext(settings, item.run_id, spec=build.spec)
