@@ -44,13 +44,17 @@ $(CHECKOV): requirements-tools/checkov.txt
 ## The SAM CLI and checkov, each in its own venv under .venv-tools/.
 tools: $(SAM) $(CHECKOV)
 
-## Lint, then every test (unit, local-stack end-to-end, template, sam build, checkov, layer size).
+## Lint and type-check, then every test (unit, local-stack end-to-end, template, sam build,
+## checkov, layer size).
 test: $(STAMP) $(SAM) $(CHECKOV)
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest -n 2 --dist loadfile $(ARGS)
 
+## ruff, and mypy over layers/sync and client/src (settings in pyproject.toml).
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 ## Benchmarks print figures and ratios (see README); not part of the tests.
 bench: $(STAMP)

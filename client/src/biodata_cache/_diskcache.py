@@ -62,8 +62,9 @@ class DiskCache:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def save(self, path: Path, write: Callable[[Path], None], etag: str) -> bool:
-        """Write a file with ``write(tmp_path)`` and record its ETag; False if that failed."""
+    def save(self, path: Path, write: Callable[[Path], object], etag: str) -> bool:
+        """Write a file with ``write(tmp_path)`` (its result is ignored) and record its ETag;
+        False if that failed."""
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ from biodata_cache.errors import (
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
+    from botocore.response import StreamingBody
 
 logger = logging.getLogger("biodata_cache")
 
@@ -458,7 +459,7 @@ def relative_key(key: str) -> str:
     return key[len(start) :]
 
 
-def _read_body(body: Any, size: int, url: str) -> bytes:
+def _read_body(body: StreamingBody, size: int, url: str) -> bytes:
     """Read a streaming body, with a progress bar on a terminal when it takes a while."""
     from botocore.exceptions import BotoCoreError
 
@@ -474,7 +475,7 @@ def _read_body(body: Any, size: int, url: str) -> bytes:
     return data
 
 
-def _read_with_bar(body: Any, size: int, url: str) -> bytes:
+def _read_with_bar(body: StreamingBody, size: int, url: str) -> bytes:
     from tqdm.auto import tqdm
 
     chunks: list[bytes] = []

@@ -156,8 +156,8 @@ def resolve_config(
         chosen_prefix = root_prefix if root_prefix is not None else layout.ROOT_PREFIX
     else:
         chosen_bucket = pick(bucket, ENV_BUCKET) or layout.DEFAULT_BUCKET
-        chosen_prefix = pick(prefix, ENV_PREFIX)
-        chosen_prefix = layout.ROOT_PREFIX if chosen_prefix is None else chosen_prefix.strip("/")
+        given_prefix = pick(prefix, ENV_PREFIX)
+        chosen_prefix = layout.ROOT_PREFIX if given_prefix is None else given_prefix.strip("/")
 
     version_text = pick(version, ENV_VERSION)
     folder = layout.version_folder(version_text) if version_text else layout.package_folder()

@@ -2,33 +2,27 @@
 
 Reading never builds anything; the Lambdas do that. A table read costs one GET the
 first time and one conditional GET (``If-None-Match``, answered 304) afterwards.
-Non-partitioned tables are kept decoded: as Arrow IPC files in the local cache
-(memory-mapped by a later process, written by a background thread so the first
-read does not wait for it) and, in this process, as the arrow tables themselves.
-So a repeated read neither downloads nor decodes. Partitions
-(``qc/subject_id=<id>/data.pqt``) are fetched by key, one GET each, and kept as the
-parquet files they are, so ``lazy=True`` can hand their path to DuckDB.
+This module is the façade: versions, the registry, run reports, which table is where,
+and the errors that explain a missing object (which table, which version, what exists
+instead). The work is done by:
 
-Paths come from ``layout``; the registry is read to list tables, to find tables
-this package does not know, and to explain a missing object (which table, which
-version, what exists instead).
+- ``_memory``: non-partitioned tables kept decoded, in this process (an LRU of arrow
+  tables) and in the local cache (Arrow IPC files, written in the background);
+- ``_partitions``: partitioned tables (``qc/subject_id=<id>/data.pqt``), one partition
+  by key or all of them, and the listing of their files;
+- ``_duckdb``: DuckDB connections in which the tables are views, and SQL;
+- ``_arrow``: decoding, checking and projecting parquet; pandas conversion.
+
+Paths come from ``layout``.
 """
 
 from __future__ import annotations
 
 import io
-import json
-import logging
-import os
-import re
-import sys
 import threading
 import time
-import warnings
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +30,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from biodata_cache import catalog, layout
+from biodata_cache import _duckdb, _memory, catalog, layout
+from biodata_cache._arrow import Filters, keep_assets, parse_json, project, to_pandas
 from biodata_cache._diskcache import DiskCache
+from biodata_cache._partitions import Partitions, TableRef
 from biodata_cache._storage import FileStore, ObjectMissing, S3Store, make_store, relative_key
 from biodata_cache.catalog import UnknownTableError
 from biodata_cache.config import ENV_VERSION, CacheConfig, resolve_config
@@ -45,7 +41,6 @@ from biodata_cache.errors import (
     BiodataCacheError,
     CorruptObjectError,
     MissingObjectError,
-    UnknownAssetsWarning,
     UnknownCustomTableError,
     UnknownPlatformError,
     UnknownSubjectError,
@@ -58,22 +53,10 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow.dataset as ds
 
-logger = logging.getLogger("biodata_cache")
+# Names other modules import from here (api, cli, tests, benchmarks).
+__all__ = ["Cache", "Filters", "to_pandas"]
 
-Filters = Any  # pyarrow DNF list of tuples (as for pq.read_table) or a pyarrow Expression
 _CUSTOM_PARQUET: dict[str, Any] = {"compression": "zstd"}
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-@dataclass(frozen=True)
-class _TableRef:
-    """Where one table lives under the version folder."""
-
-    name: str
-    rel: str  # the file, or for a partitioned table its folder (ending in "/")
-    table_folder: str | None = None
-    partition_key: str | None = None
-    schema: pa.Schema | None = None
 
 
 class Cache:
@@ -106,28 +89,41 @@ class Cache:
         max_attempts: int | None = None,
         _store: FileStore | S3Store | None = None,
     ) -> None:
-        options = {
-            "bucket": bucket,
-            "prefix": prefix,
-            "version": version,
-            "root": root,
-            "endpoint_url": endpoint_url,
-            "anonymous": anonymous,
-            "cache_dir": cache_dir,
-            "use_cache": use_cache,
-            "registry_ttl": registry_ttl,
-            "max_attempts": max_attempts,
-        }
         if config is None:
-            config = resolve_config(**options)
-        elif any(value is not None for value in options.values()):
+            config = resolve_config(
+                bucket=bucket,
+                prefix=prefix,
+                version=version,
+                root=root,
+                endpoint_url=endpoint_url,
+                anonymous=anonymous,
+                cache_dir=cache_dir,
+                use_cache=use_cache,
+                registry_ttl=registry_ttl,
+                max_attempts=max_attempts,
+            )
+        elif any(
+            option is not None
+            for option in (
+                bucket,
+                prefix,
+                version,
+                root,
+                endpoint_url,
+                anonymous,
+                cache_dir,
+                use_cache,
+                registry_ttl,
+                max_attempts,
+            )
+        ):
             raise TypeError("pass either config= or keyword options, not both")
         self.config = config
         self._store = _store if _store is not None else make_store(config)
         self._disk = DiskCache(config.cache_dir)
         self._lock = threading.Lock()
         self._registry: tuple[float, CacheRegistry] | None = None
-        self._listings: dict[str, tuple[float, _Listing | None]] = {}
+        self._partitions = Partitions(self._store, self._disk, config.folder, config.registry_ttl)
         self._siblings: dict[str, Cache] = {}
 
     def __repr__(self) -> str:
@@ -180,7 +176,7 @@ class Cache:
             missing_url = missing.url
         else:
             assert fetched is not None
-            document = _json(fetched.body, self.url(rel))
+            document = parse_json(fetched.body, self.url(rel))
             if not isinstance(document, list):
                 raise CorruptObjectError(f"{self.url(rel)} is not a JSON array of version folders")
             names = [v for v in document if isinstance(v, str)]
@@ -234,7 +230,7 @@ class Cache:
         except ObjectMissing:
             raise self._version_missing() from None
         assert fetched is not None
-        document = _json(fetched.body, self.url(rel))
+        document = parse_json(fetched.body, self.url(rel))
         if not isinstance(document, dict) or not isinstance(document.get("tables"), list):
             raise CorruptObjectError(f"{self.url(rel)} has no 'tables' list")
         result = CacheRegistry.from_json(document, self.version)
@@ -256,21 +252,21 @@ class Cache:
             what = f"no run report for run {run_id!r}" if run_id else "no run has finished"
             raise MissingObjectError(f"{what} in {self.version} ({missing.url} does not exist)") from None
         assert fetched is not None
-        report = _json(fetched.body, self.url(rel))
+        report = parse_json(fetched.body, self.url(rel))
         if not isinstance(report, dict):
             raise CorruptObjectError(f"{self.url(rel)} is not a JSON object")
         return report
 
     # -- tables ------------------------------------------------------------------
-    def _ref(self, name: str) -> _TableRef:
+    def _ref(self, name: str) -> TableRef:
         spec = catalog.TABLES.get(name)
         if spec is not None:
             schema = None if spec.open_schema else spec.schema
             if spec.partitioned:
                 folder = spec.folder or spec.name
                 rel = relative_key(layout.partition_folder_key(self.version, folder))
-                return _TableRef(name, rel, folder, spec.partition_key, schema)
-            return _TableRef(name, relative_key(layout.table_key(self.version, name)), schema=schema)
+                return TableRef(name, rel, folder, spec.partition_key, schema)
+            return TableRef(name, relative_key(layout.table_key(self.version, name)), schema=schema)
         # A table this package does not know, added by a newer release: follow the registry.
         registry = self.registry()
         entry = registry.get(name)
@@ -285,8 +281,8 @@ class Cache:
         inner = entry.location.split(marker, 1)[1]
         rel = relative_key(layout.folder_prefix(self.version)) + inner
         if entry.partitioned:
-            return _TableRef(name, rel, inner.strip("/"), entry.partition_key or None)
-        return _TableRef(name, rel)
+            return TableRef(name, rel, inner.strip("/"), entry.partition_key or None)
+        return TableRef(name, rel)
 
     def _table_missing(self, name: str, url: str) -> Exception:
         """Why a table's object is absent: unknown version, table not in it, or not built."""
@@ -321,12 +317,12 @@ class Cache:
         """
         ref = self._ref(table)
         if ref.partition_key:
-            return self._read_partitioned(ref, columns, filters, self._use_cache(use_cache))
+            return self._partitions.read(ref, columns, filters, self._use_cache(use_cache))
         try:
-            data = self._whole_table(ref.rel, self._use_cache(use_cache))
+            data = _memory.whole_table(self._store, self._disk, ref.rel, self._use_cache(use_cache))
         except ObjectMissing as missing:
             raise self._table_missing(table, missing.url) from None
-        return _project(data, columns, filters, table)
+        return project(data, columns, filters, table)
 
     def read(
         self,
@@ -346,84 +342,6 @@ class Cache:
         data = self.read_arrow(table, [column], use_cache=use_cache)
         return [value for value in data.column(column).to_pylist() if value is not None]
 
-    def _whole_table(self, rel: str, use_cache: bool) -> pa.Table:
-        """A non-partitioned table, through the decoded local cache."""
-        if isinstance(self._store, FileStore):
-            return _parquet_file(self._store.local_path(rel), self.url(rel))
-        path = self._disk.path(self._store.cache_id, self._store.key(rel), decoded=True)
-        remembered = _MEMORY.get(path) if use_cache else None
-        etag = None
-        if remembered is not None:
-            etag = remembered[0]
-        elif use_cache:
-            _wait_for_write(path)
-            etag = self._disk.etag(path)
-        fetched = self._store.get(rel, if_none_match=etag)
-        if fetched is None:
-            if remembered is not None:
-                return remembered[1]
-            cached = _read_ipc(path)
-            if cached is not None:
-                _MEMORY.put(path, str(etag), cached)
-                return cached
-            self._disk.drop(path)
-            fetched = self._store.get(rel)
-            assert fetched is not None
-        data = _parquet_bytes(fetched.body, self.url(rel))
-        if use_cache:
-            _MEMORY.put(path, fetched.etag, data)
-            _write_soon(self._disk, path, data, fetched.etag)
-        return data
-
-    # -- partitions --------------------------------------------------------------
-    def _partition_rel(self, ref: _TableRef, value: str) -> str:
-        assert ref.table_folder and ref.partition_key
-        return relative_key(layout.partition_key(self.version, ref.table_folder, ref.partition_key, value))
-
-    def _partition_path(self, rel: str, use_cache: bool) -> Path:
-        """A partition's parquet file on local disk (downloaded if needed)."""
-        if isinstance(self._store, FileStore):
-            path = self._store.local_path(rel)
-            if not path.is_file():
-                raise ObjectMissing(self.url(rel))
-            return path
-        path = self._disk.path(self._store.cache_id, self._store.key(rel))
-        etag = self._disk.etag(path) if use_cache else None
-        fetched = self._store.get(rel, if_none_match=etag)
-        if fetched is None:
-            try:  # DuckDB will read it: make sure the kept copy is still whole
-                pq.read_metadata(path)
-                return path
-            except (pa.ArrowException, OSError):
-                self._disk.drop(path)
-                fetched = self._store.get(rel)
-                assert fetched is not None
-        _check_parquet(fetched.body, self.url(rel))
-        if not self._disk.save(path, lambda tmp: tmp.write_bytes(fetched.body), fetched.etag):
-            raise BiodataCacheError(
-                f"could not write {path} (needed to hand {self.url(rel)} to DuckDB); check BIODATA_CACHE_DIR"
-            )
-        return path
-
-    def _partition_table(self, rel: str, use_cache: bool) -> pa.Table:
-        """A partition's rows."""
-        if isinstance(self._store, FileStore):
-            return _parquet_file(self._store.local_path(rel), self.url(rel))
-        path = self._disk.path(self._store.cache_id, self._store.key(rel))
-        etag = self._disk.etag(path) if use_cache else None
-        fetched = self._store.get(rel, if_none_match=etag)
-        if fetched is None:
-            try:
-                return _parquet_file(path, self.url(rel))
-            except (CorruptObjectError, ObjectMissing):
-                self._disk.drop(path)
-                fetched = self._store.get(rel)
-                assert fetched is not None
-        data = _parquet_bytes(fetched.body, self.url(rel))
-        if use_cache:
-            self._disk.save(path, lambda tmp: tmp.write_bytes(fetched.body), fetched.etag)
-        return data
-
     def _partition(
         self,
         table: str,
@@ -441,15 +359,15 @@ class Cache:
         if not ref.partition_key:
             raise ValueError(f"table {table!r} is not partitioned")
         try:
-            rel = self._partition_rel(ref, value)
+            rel = self._partitions.rel(ref, value)
         except ValueError:  # a value that cannot name a partition ("a/b", "") has none
             raise ObjectMissing(f"{self.url(ref.rel)}{ref.partition_key}={value}") from None
         if lazy:
-            return str(self._partition_path(rel, self._use_cache(use_cache)))
-        return self._partition_table(rel, self._use_cache(use_cache))
+            return str(self._partitions.path(rel, self._use_cache(use_cache)))
+        return self._partitions.table(rel, self._use_cache(use_cache))
 
     def _empty(self, table: str, columns: Sequence[str] | None) -> pa.Table:
-        return _project(catalog.get_spec(table).schema.empty_table(), columns, None, table)
+        return project(catalog.get_spec(table).schema.empty_table(), columns, None, table)
 
     def _subject_partition(
         self,
@@ -484,8 +402,8 @@ class Cache:
         if isinstance(found, str):
             return found
         if asset_names is not None:
-            found = _keep_assets(found, asset_names, table, subject)
-        return to_pandas(_project(found, columns, filters, table))
+            found = keep_assets(found, asset_names, table, subject)
+        return to_pandas(project(found, columns, filters, table))
 
     def _subject_known(self, subject: str, use_cache: bool | None) -> bool:
         try:
@@ -549,116 +467,7 @@ class Cache:
             return to_pandas(self._empty("platform_qc", columns))
         if isinstance(found, str):
             return found
-        return to_pandas(_project(found, columns, filters, "platform_qc"))
-
-    # Reading a partitioned table. The listing of its files (a few LIST requests for
-    # thousands of partitions) is reused for registry_ttl seconds, like the registry;
-    # the files' contents never are. An object rewritten since the listing (a rebuild,
-    # or a damaged upload) must be read as it is now: a pyarrow dataset kept across
-    # reads remembers each file's size and parquet footer, so it returned old rows or
-    # failed with an arrow error naming no object. So read_arrow fetches each partition
-    # it needs through the local cache, as qc() does: one conditional GET each (304 and
-    # a memory-mapped file when unchanged, about the cost of the footer read a remote
-    # scan needs anyway), checked to be a whole parquet file, and an error names the
-    # object. sql() keeps scanning remotely, so a WHERE on the partition key still opens
-    # only the matching files, but on a dataset made afresh for each connection from
-    # the kept listing without file sizes, so every file it opens is read as it is now.
-    def _read_partitioned(
-        self, ref: _TableRef, columns: Sequence[str] | None, filters: Filters | None, use_cache: bool
-    ) -> pa.Table:
-        import pyarrow.dataset as ds
-
-        for attempt in range(2):
-            listing = self._listing(ref, refresh=attempt > 0)
-            if listing is None:
-                if ref.schema is None:
-                    raise MissingObjectError(f"{self.url(ref.rel)} holds no partitions")
-                return _project(ref.schema.empty_table(), columns, filters, ref.name)
-            if columns is not None:
-                _check_columns(listing.schema, columns, ref.name)
-            try:  # prunes by the partition expressions alone: no request
-                expression = _expression(filters) if filters is not None else None
-                chosen = listing.select(expression)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError) as exc:
-                raise ValueError(f"cannot apply filters {filters!r} to table {ref.name!r}: {exc}") from None
-            try:
-                sources = self._partition_sources([rel for rel, _ in chosen], use_cache)
-            except ObjectMissing as missing:
-                if attempt == 0:  # deleted since it was listed: list again
-                    continue
-                raise MissingObjectError(
-                    f"{missing.url} does not exist, although it was just listed in "
-                    f"{self.url(ref.rel)} (table {ref.name!r}); try again"
-                ) from None
-            fmt = ds.ParquetFileFormat()
-            fragments = [
-                fmt.make_fragment(source, partition_expression=partition)
-                for source, (_, partition) in zip(sources, chosen, strict=True)
-            ]
-            wanted = list(columns) if columns is not None else None
-            try:
-                return ds.FileSystemDataset(fragments, listing.schema, fmt).to_table(
-                    columns=wanted, filter=expression
-                )
-            except (pa.ArrowException, OSError) as exc:
-                failure: Exception = exc
-            # Every footer was whole, so a data page is damaged: find the partition.
-            for (rel, _), fragment in zip(chosen, fragments, strict=True):
-                try:
-                    ds.FileSystemDataset([fragment], listing.schema, fmt).to_table(
-                        columns=wanted, filter=expression
-                    )
-                except (pa.ArrowException, OSError) as exc:
-                    if attempt == 0 and use_cache and not isinstance(self._store, FileStore):
-                        # Perhaps only the kept copy is damaged: fetch it afresh once.
-                        self._disk.drop(self._disk.path(self._store.cache_id, self._store.key(rel)))
-                        break
-                    raise _corrupt(self.url(rel), exc) from None
-            else:
-                raise _corrupt(self.url(ref.rel), failure)
-        raise AssertionError("unreachable")
-
-    def _partition_sources(self, rels: Sequence[str], use_cache: bool) -> list[pa.Buffer]:
-        """The current bytes of several partitions, fetched in parallel from S3."""
-        if len(rels) <= 1 or isinstance(self._store, FileStore):
-            return [self._partition_source(rel, use_cache) for rel in rels]
-        with ThreadPoolExecutor(
-            max_workers=min(_FETCH_THREADS, len(rels)), thread_name_prefix="biodata-cache-fetch"
-        ) as pool:
-            futures = [pool.submit(self._partition_source, rel, use_cache) for rel in rels]
-            try:
-                return [future.result() for future in futures]
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
-
-    def _partition_source(self, rel: str, use_cache: bool) -> pa.Buffer:
-        """A partition's bytes as they are now, checked to hold a whole parquet footer.
-
-        A local root's file is memory-mapped in place. From S3 the kept copy is used
-        when S3 confirms its ETag (304); otherwise the object is downloaded (and kept,
-        with ``use_cache``). Raises ``ObjectMissing`` or ``CorruptObjectError`` naming
-        the object.
-        """
-        url = self.url(rel)
-        if isinstance(self._store, FileStore):
-            return _checked_buffer(_mapped(self._store.local_path(rel), url), url)
-        path = self._disk.path(self._store.cache_id, self._store.key(rel))
-        etag = self._disk.etag(path) if use_cache else None
-        fetched = self._store.get(rel, if_none_match=etag)
-        if fetched is None:
-            try:
-                return _checked_buffer(_mapped(path, url), url)
-            except (CorruptObjectError, ObjectMissing):  # the kept copy, not the object
-                self._disk.drop(path)
-                fetched = self._store.get(rel)
-                assert fetched is not None
-        body = fetched.body
-        _check_parquet(body, url)
-        if use_cache:
-            self._disk.save(path, lambda tmp: tmp.write_bytes(body), fetched.etag)
-        return pa.py_buffer(body)
+        return to_pandas(project(found, columns, filters, "platform_qc"))
 
     def dataset(self, table: str) -> ds.Dataset | None:
         """A pyarrow dataset over a partitioned table's files, read remotely.
@@ -671,50 +480,7 @@ class Cache:
         ref = self._ref(table)
         if not ref.partition_key:
             raise ValueError(f"table {table!r} is not partitioned")
-        listing = self._listing(ref)
-        return None if listing is None else listing.remote()
-
-    def _listing(self, ref: _TableRef, *, refresh: bool = False) -> _Listing | None:
-        """The files of a partitioned table, listed at most every ``registry_ttl`` seconds."""
-        now = time.monotonic()
-        listed = self._listings.get(ref.name)
-        if not refresh and listed is not None and now - listed[0] < self.config.registry_ttl:
-            return listed[1]
-        listing = self._discover(ref)
-        self._listings[ref.name] = (now, listing)
-        return listing
-
-    def _discover(self, ref: _TableRef) -> _Listing | None:
-        import pyarrow.dataset as ds
-
-        assert ref.partition_key
-        filesystem, base = self._store.arrow_filesystem()
-        path = f"{base}/{ref.rel}".rstrip("/")
-        partitioning = ds.partitioning(pa.schema([(ref.partition_key, pa.string())]), flavor="hive")
-        try:
-            # Only its file names, partition values and (for a table this package does
-            # not know) schema are kept; this dataset itself is never scanned.
-            discovered = ds.dataset(
-                path,
-                filesystem=filesystem,
-                format="parquet",
-                partitioning=partitioning,
-                schema=ref.schema,
-            )
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if "does not exist" in str(exc) or "not found" in str(exc).lower():
-                return None
-            raise BiodataCacheError(f"cannot list {self.url(ref.rel)}: {exc}") from None
-        fragments = list(discovered.get_fragments())
-        return _Listing(
-            filesystem=filesystem,
-            base=base,
-            rels=tuple(f.path[len(base) + 1 :] for f in fragments),
-            partitions=tuple(f.partition_expression for f in fragments),
-            schema=discovered.schema,
-        )
+        return self._partitions.dataset(ref)
 
     # -- derived lookups ---------------------------------------------------------
     def raw_to_derived(
@@ -790,7 +556,7 @@ class Cache:
             self._store.put(rel, sink.getvalue(), content_type="application/vnd.apache.parquet")
             return None
         try:
-            data = self._whole_table(rel, self._use_cache(use_cache))
+            data = _memory.whole_table(self._store, self._disk, rel, self._use_cache(use_cache))
         except ObjectMissing as missing:
             self.registry()  # an unknown version is the better message
             names = self.custom_names()
@@ -820,392 +586,26 @@ class Cache:
                 listed but not built yet are skipped).
             use_cache: False to bypass the local cache.
         """
-        import duckdb
-
-        connection = duckdb.connect()
-        if tables is None:
-            entries = self.registry().tables
-            names = [t.name for t in entries if t.status != "never built"]
-            strict = False
-        else:
-            names = list(dict.fromkeys(tables))
-            strict = True
-        for name in names:
-            self._register(connection, name, use_cache, strict)
-        return connection
-
-    def _register(
-        self, connection: duckdb.DuckDBPyConnection, name: str, use_cache: bool | None, strict: bool
-    ) -> None:
-        ref = self._ref(name)
-        source: Any
-        if ref.partition_key:
-            source = self.dataset(name)
-            if source is None:
-                source = ref.schema.empty_table() if ref.schema is not None else None
-        else:
-            try:
-                source = self.read_arrow(name, use_cache=use_cache)
-            except MissingObjectError as exc:
-                if strict:
-                    raise
-                warnings.warn(f"{exc}; table {name!r} skipped", stacklevel=_caller_level())
-                source = None
-        if source is not None:
-            connection.register(name, source)
+        return _duckdb.connect(self, tables, use_cache)
 
     def tables_in(self, query: str) -> list[str]:
         """Cache tables a SQL query refers to."""
-        import duckdb
-
-        try:
-            referenced = set(duckdb.get_table_names(query))
-        except duckdb.Error:
-            # Some valid queries (JOIN ... USING) trip DuckDB's extractor; fall back to
-            # the identifiers of the text, which at worst registers one table too many.
-            referenced = set(_IDENTIFIER.findall(query))
-        found = [name for name in sorted(referenced) if name in catalog.TABLES]
-        others = referenced.difference(found)
-        if others:
-            try:
-                listed = set(self.registry().names)
-            except MissingObjectError:
-                listed = set()
-            found += sorted(others & listed)
-        return found
+        return _duckdb.tables_in(self, query)
 
     def sql(
         self, query: str, *, lazy: bool = False, use_cache: bool | None = None
     ) -> pd.DataFrame | duckdb.DuckDBPyRelation | None:
         """Run DuckDB SQL over the cache tables; see ``biodata_cache.sql``."""
-        import duckdb
-
-        names = self.tables_in(query)
-        connection = self.connect(names, use_cache=use_cache)
-        relation = connection.sql(query)
-        if lazy or relation is None:
-            return relation
-        try:
-            return to_pandas(_relation_arrow(relation))
-        except duckdb.Error as exc:
-            damaged = self._damaged_partition(names, str(exc))
-            if damaged is None:
-                raise
-            raise _corrupt(self.url(damaged), _first_line(exc)) from exc
-
-    def _damaged_partition(self, names: Iterable[str], message: str) -> str | None:
-        """The partition file an error message names (pyarrow failed to read it while
-        DuckDB scanned the table's dataset), as a key relative to the root."""
-        for name in names:
-            listed = self._listings.get(name)
-            if listed is None:
-                continue
-            listing = listed[1]
-            for rel in listing.rels if listing is not None else ():
-                if f"{listing.base}/{rel}" in message:
-                    return rel
-        return None
+        return _duckdb.sql(self, query, lazy, use_cache)
 
     # -- local cache -------------------------------------------------------------
     def clear_cache(self) -> int:
         """Delete every file of the local cache directory; returns the bytes freed."""
-        _wait_for_writes()
-        _MEMORY.clear()
+        _memory.wait_for_writes()
+        _memory.MEMORY.clear()
         return self._disk.clear()
 
     def cache_usage(self) -> tuple[int, int]:
         """(files, bytes) in the local cache directory, once pending writes are done."""
-        _wait_for_writes()
+        _memory.wait_for_writes()
         return self._disk.usage()
-
-
-# -- helpers ------------------------------------------------------------------------
-def _json(body: bytes, url: str) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise CorruptObjectError(f"{url} is not valid JSON ({exc})") from None
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def _corrupt(url: str, exc: Exception | str) -> CorruptObjectError:
-    return CorruptObjectError(
-        f"{url} is not a readable parquet file ({exc}); no data was returned. "
-        "If this persists, rebuild the table."
-    )
-
-
-# One file is read with ParquetFile, not pq.read_table: read_table goes through the
-# dataset scanner, whose threads can outlive the interpreter's shutdown and abort the
-# process at exit ("terminate called without an active exception", apache/arrow#34314;
-# 9 of 40 short scripts here with pyarrow 26), which a CLI would report as a failure.
-def _parquet_bytes(body: bytes, url: str) -> pa.Table:
-    try:
-        return pq.ParquetFile(pa.BufferReader(body)).read()
-    except (pa.ArrowException, OSError) as exc:
-        raise _corrupt(url, exc) from None
-
-
-def _mapped(path: Path, url: str) -> pa.Buffer:
-    """A local file's bytes, memory-mapped (valid after the file is replaced)."""
-    try:
-        with pa.memory_map(str(path), "r") as source:
-            return source.read_buffer()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        raise ObjectMissing(url) from None
-
-
-def _checked_buffer(buffer: pa.Buffer, url: str) -> pa.Buffer:
-    """``buffer`` if its parquet footer is whole; a truncated file fails here, by name."""
-    try:
-        pq.read_metadata(pa.BufferReader(buffer))
-    except (pa.ArrowException, OSError) as exc:
-        raise _corrupt(url, exc) from None
-    return buffer
-
-
-def _check_parquet(body: bytes, url: str) -> None:
-    """Reject a truncated or foreign file before it is handed to DuckDB by path."""
-    try:
-        pq.read_metadata(pa.BufferReader(body))
-    except (pa.ArrowException, OSError) as exc:
-        raise _corrupt(url, exc) from None
-
-
-def _parquet_file(path: Path, url: str) -> pa.Table:
-    try:
-        return pq.ParquetFile(str(path), memory_map=True).read()
-    except FileNotFoundError:
-        raise ObjectMissing(url) from None
-    except (pa.ArrowException, OSError) as exc:
-        if not path.exists():
-            raise ObjectMissing(url) from None
-        raise _corrupt(url, exc) from None
-
-
-def _read_ipc(path: Path) -> pa.Table | None:
-    """A memory-mapped decoded table, or None if the file is absent or damaged."""
-    try:
-        with pa.memory_map(str(path), "r") as source:
-            return pa.ipc.open_file(source).read_all()
-    except (pa.ArrowException, OSError):
-        return None
-
-
-def _write_ipc(table: pa.Table, path: Path) -> None:
-    with pa.OSFile(str(path), "wb") as sink:
-        with pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-
-
-class _RecentTables:
-    """Decoded tables recently read in this process, by cache path, with their ETag.
-
-    A repeated read still revalidates with S3 (one conditional GET) but then skips
-    even the memory-mapping. Arrow tables are immutable and the DataFrames made from
-    them share their buffers, so holding them costs little beyond what callers hold.
-    """
-
-    def __init__(self, limit_bytes: int) -> None:
-        self.limit = limit_bytes
-        self._items: OrderedDict[Path, tuple[str, pa.Table, int]] = OrderedDict()
-        self._size = 0
-        self._lock = threading.Lock()
-
-    def get(self, path: Path) -> tuple[str, pa.Table] | None:
-        with self._lock:
-            item = self._items.get(path)
-            if item is None:
-                return None
-            self._items.move_to_end(path)
-            return item[0], item[1]
-
-    def put(self, path: Path, etag: str, table: pa.Table) -> None:
-        size = table.nbytes
-        with self._lock:
-            old = self._items.pop(path, None)
-            if old is not None:
-                self._size -= old[2]
-            if size > self.limit:
-                return
-            while self._items and self._size + size > self.limit:
-                _, (_, _, dropped) = self._items.popitem(last=False)
-                self._size -= dropped
-            self._items[path] = (etag, table, size)
-            self._size += size
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._size = 0
-
-
-_MEMORY = _RecentTables(512 << 20)
-# Partitions of one read fetched at once (boto3 keeps up to 16 connections).
-_FETCH_THREADS = 16
-
-
-@dataclass(frozen=True)
-class _Listing:
-    """The files of a partitioned table as listed: names and partition values, no contents."""
-
-    filesystem: Any  # pyarrow FileSystem of the store
-    base: str  # the store root in that filesystem; a file is f"{base}/{rel}"
-    rels: tuple[str, ...]
-    partitions: tuple[pc.Expression, ...]
-    schema: pa.Schema
-
-    def remote(self) -> ds.FileSystemDataset:
-        """A new dataset over the listed files. Built without file sizes, so each file
-        is opened as it is now (one HEAD request more than a listed size would need)."""
-        import pyarrow.dataset as ds
-
-        return ds.FileSystemDataset.from_paths(
-            [f"{self.base}/{rel}" for rel in self.rels],
-            schema=self.schema,
-            format=ds.ParquetFileFormat(),
-            filesystem=self.filesystem,
-            partitions=list(self.partitions),
-        )
-
-    def select(self, expression: pc.Expression | None) -> list[tuple[str, pc.Expression]]:
-        """(file, partition expression) of the partitions ``expression`` may match.
-
-        Decided from the partition values alone, without opening any file; raises
-        an arrow error if ``expression`` does not fit the schema.
-        """
-        pairs = list(zip(self.rels, self.partitions, strict=True))
-        if expression is None:
-            return pairs
-        kept = {fragment.path for fragment in self.remote().get_fragments(filter=expression)}
-        return [(rel, partition) for rel, partition in pairs if f"{self.base}/{rel}" in kept]
-
-
-# Decoded tables are written to the local cache by one background thread, so a first
-# read returns as soon as the table is decoded (the write costs about as much as the
-# decode). Python joins the thread at exit, so a started write always finishes.
-_writer: ThreadPoolExecutor | None = None
-_writes: dict[Path, Future[None]] = {}
-_writes_lock = threading.Lock()
-
-
-def _write_soon(disk: DiskCache, path: Path, table: pa.Table, etag: str) -> None:
-    global _writer
-
-    def write() -> None:
-        try:
-            disk.save(path, lambda tmp: _write_ipc(table, tmp), etag)
-        except Exception as exc:  # a cache write must never break a read
-            logger.warning("could not keep %s in the local cache: %s", path, exc)
-
-    with _writes_lock:
-        if _writer is None:
-            _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="biodata-cache-writer")
-        _writes[path] = _writer.submit(write)
-
-
-def _wait_for_write(path: Path) -> None:
-    """Let a pending background write of ``path`` finish, so this read can use it."""
-    with _writes_lock:
-        pending = _writes.pop(path, None)
-        for done in [p for p, future in _writes.items() if future.done()]:
-            del _writes[done]
-    if pending is not None:
-        pending.result()
-
-
-def _wait_for_writes() -> None:
-    """Let every pending background write finish."""
-    with _writes_lock:
-        pending = list(_writes.values())
-        _writes.clear()
-    for future in pending:
-        future.result()
-
-
-def _expression(filters: Filters) -> pc.Expression:
-    if isinstance(filters, pc.Expression):
-        return filters
-    return pq.filters_to_expression(filters)
-
-
-def _check_columns(schema: pa.Schema, columns: Sequence[str], table: str) -> None:
-    if isinstance(columns, str):
-        raise TypeError(f"columns must be a list of names, not the string {columns!r}")
-    unknown = [c for c in columns if c not in schema.names]
-    if unknown:
-        raise ValueError(
-            f"unknown column(s) {', '.join(map(repr, unknown))} for table {table!r}; "
-            f"its columns: {', '.join(schema.names)}"
-        )
-
-
-def _project(data: pa.Table, columns: Sequence[str] | None, filters: Filters | None, table: str) -> pa.Table:
-    if columns is not None:
-        _check_columns(data.schema, columns, table)
-    if filters is not None:
-        try:
-            data = data.filter(_expression(filters))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError) as exc:
-            raise ValueError(f"cannot apply filters {filters!r} to table {table!r}: {exc}") from None
-    if columns is not None:
-        data = data.select(list(columns))
-    return data
-
-
-def _keep_assets(data: pa.Table, asset_names: str | Iterable[str], table: str, subject: str) -> pa.Table:
-    wanted = [asset_names] if isinstance(asset_names, str) else list(dict.fromkeys(asset_names))
-    present = set(data.column("asset_name").to_pylist())
-    absent = [name for name in wanted if name not in present]
-    if absent:
-        warnings.warn(
-            UnknownAssetsWarning(
-                f"asset_names not in {table} of subject_id {subject!r}: {', '.join(map(repr, absent))}"
-            ),
-            stacklevel=_caller_level(),
-        )
-    return data.filter(pc.field("asset_name").isin(wanted))
-
-
-def _caller_level() -> int:
-    """``stacklevel`` that points a warning at the first frame outside this package."""
-    package = os.path.dirname(os.path.abspath(__file__))
-    frame = sys._getframe(1)
-    level = 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
-        frame = frame.f_back
-        level += 1
-    return level
-
-
-def _arrow_dtype(arrow_type: pa.DataType) -> Any:
-    """Nested columns become pandas ArrowDtype columns: no per-row Python objects, no copy."""
-    import pandas as pd
-
-    if (
-        pa.types.is_list(arrow_type)
-        or pa.types.is_large_list(arrow_type)
-        or pa.types.is_fixed_size_list(arrow_type)
-        or pa.types.is_struct(arrow_type)
-        or pa.types.is_map(arrow_type)
-    ):
-        return pd.ArrowDtype(arrow_type)
-    return None
-
-
-def to_pandas(table: pa.Table) -> pd.DataFrame:
-    """The DataFrame of an arrow table, as the client returns every table.
-
-    Strings, numbers and times convert as pandas does by default (with pandas 3,
-    strings stay in their arrow buffers); list columns become ``ArrowDtype`` list
-    columns, whose cells read as Python lists.
-    """
-    return table.to_pandas(types_mapper=_arrow_dtype)
-
-
-def _relation_arrow(relation: Any) -> pa.Table:
-    method = getattr(relation, "to_arrow_table", None) or relation.fetch_arrow_table
-    return method()

@@ -211,9 +211,10 @@ class PlainHTTPAdapter(TimeoutHTTPAdapter):
         cert: Any = None,
         proxies: dict[str, str] | None = None,
     ) -> requests.Response:
-        if request.url and request.url.startswith("https://"):
+        url = request.url
+        if url and url.startswith("https://"):
             request = request.copy()
-            request.url = "http://" + request.url[len("https://") :]
+            request.url = "http://" + url[len("https://") :]
         return super().send(
             request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
         )

@@ -133,15 +133,18 @@ def check_pickle(body: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
                 _refuse_global(*operands)
                 pushed.append(None)
             elif name in _STRING_OPS or name in _BYTES_OPS:
+                assert isinstance(arg, str | bytes | bytearray)  # genops decodes these operands so
                 referenced += len(arg)
                 pushed.append(arg if isinstance(arg, str) else len(arg))
             elif name in _GET_OPS:
+                assert isinstance(arg, int)  # a memo index, as genops decodes it
                 value = memo.get(arg)
                 referenced += len(value) if isinstance(value, str) else value if isinstance(value, int) else 0
                 pushed.append(value)
             elif name == "MEMOIZE":
                 memo[len(memo)] = pushed[-1] if pushed else None
             elif name in _PUT_OPS:
+                assert isinstance(arg, int)
                 memo[arg] = pushed[-1] if pushed else None
             elif name not in _NO_PUSH_OPS:
                 pushed.append(None)

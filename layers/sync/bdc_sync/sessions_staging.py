@@ -57,7 +57,8 @@ def _invoke_decoder(settings: Settings) -> dict[str, Any]:
     payload = response["Payload"].read()
     if response.get("FunctionError"):
         raise RuntimeError(f"decoder function failed: {payload[:1000].decode(errors='replace')}")
-    return json.loads(payload)
+    answer: dict[str, Any] = json.loads(payload)  # the decoder's handler returns a JSON object
+    return answer
 
 
 def staged_sessions(settings: Settings) -> pa.Table:

@@ -15,13 +15,17 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 # Row groups of ~128k rows keep asset_basics (100k rows) in one or two groups, which
 # is what readers pushing filters down want; zstd and dictionaries shrink the many
@@ -37,7 +41,7 @@ PARQUET_OPTIONS: dict[str, Any] = {
 _BOTO_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, max_pool_connections=32)
 
 
-def s3_client() -> Any:
+def s3_client() -> S3Client:
     """A boto3 S3 client; ``AWS_ENDPOINT_URL`` (set by the local stack) redirects it."""
     return boto3.client("s3", config=_BOTO_CONFIG)
 
@@ -84,7 +88,7 @@ class PreconditionFailed(Exception):
 class ObjectStore:
     """Objects of one bucket."""
 
-    def __init__(self, bucket: str, client: Any | None = None) -> None:
+    def __init__(self, bucket: str, client: S3Client | None = None) -> None:
         self.bucket = bucket
         self.client = client or s3_client()
 
@@ -210,7 +214,7 @@ class ObjectStore:
 
     def delete_keys(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):
-            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            batch: list[ObjectIdentifierTypeDef] = [{"Key": key} for key in keys[start : start + 1000]]
             if batch:
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
 

@@ -39,8 +39,8 @@ class FinalizeItem(BaseModel):
 
 
 class WorkMessage(SqsRecordModel):
-    body: Json[WorkItem]  # type: ignore[assignment]
+    body: Json[WorkItem]
 
 
 class FinalizeMessage(SqsRecordModel):
-    body: Json[FinalizeItem]  # type: ignore[assignment]
+    body: Json[FinalizeItem]

@@ -30,7 +30,7 @@ R = TypeVar("R")
 
 def data_level_is(basics: pa.Table, level: str) -> pa.Array:
     """Rows whose ``data_level`` is ``level`` (null is no level)."""
-    return pc.fill_null(pc.equal(basics["data_level"], level), False)
+    return pc.equal(basics["data_level"], pa.scalar(level)).fill_null(False)
 
 
 def modality_contains(basics: pa.Table, text: str) -> pa.Array:

@@ -51,9 +51,9 @@ def rows(record: dict) -> list[Row]:
     if not isinstance(status, dict):
         return []
     modalities = [
-        m.get("abbreviation")
+        abbreviation
         for m in as_list(get_path(record, "data_description.modalities"))
-        if isinstance(m, dict) and isinstance(m.get("abbreviation"), str)
+        if isinstance(m, dict) and isinstance(abbreviation := m.get("abbreviation"), str)
     ]
     acquisition_type = as_text(get_path(record, "acquisition.acquisition_type"))
     out: list[Row] = []

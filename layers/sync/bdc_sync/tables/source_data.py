@@ -44,7 +44,7 @@ def rows(record: dict) -> list[Row]:
 
 
 def is_derived(basics: pa.Table) -> pa.Array:
-    return pc.fill_null(pc.equal(basics["data_level"], "derived"), False)
+    return pc.equal(basics["data_level"], pa.scalar("derived")).fill_null(False)
 
 
 TABLE = RecordTable(

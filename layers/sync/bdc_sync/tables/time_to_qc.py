@@ -87,7 +87,7 @@ def rows(record: dict) -> list[Row]:
 def fill_pending_now(table: pa.Table, ctx: BuildContext | None = None) -> pa.Table:
     """``qc_time`` of pending rows becomes the build time (UTC)."""
     now = pa.scalar(datetime.now(UTC), TIME_TO_QC.schema.field("qc_time").type)
-    pending = pc.fill_null(table[PENDING_COL], False)
+    pending = table[PENDING_COL].fill_null(pa.scalar(False))
     filled = pc.if_else(pending, now, table["qc_time"])
     return table.set_column(table.schema.get_field_index("qc_time"), "qc_time", filled)
 
