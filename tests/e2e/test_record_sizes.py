@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import requests
 
 from bdc_local.corpus import generate_corpus, write_jsonl
 from bdc_local.record_sizes import compact_size
@@ -52,20 +53,24 @@ def build(corpus_file: Path, records: list[dict], size_profile: str | None) -> d
         assert all(item["status"] == "succeeded" for item in result.tables.values()), result.tables
         served = stack.docdb_admin("stats")["response_bytes"]
         tables = published(stack)
-    return {"served_bytes": served, **tables}
+        page = requests.get(
+            f"{stack.docdb_url}/v2/metadata_index/data_assets/find", params={"limit": "50"}, timeout=30
+        )
+    largest = max(compact_size(record) for record in page.json())
+    return {"served_bytes": served, "largest_record": largest, **tables}
 
 
 def test_tables_are_the_same_with_and_without_real_record_sizes(tmp_path: Path) -> None:
     records = generate_corpus(120, seed=3)
     corpus_file = tmp_path / "records.jsonl"
     write_jsonl(records, corpus_file)
-    generated_bytes = sum(compact_size(r) for r in records)
 
     plain = build(corpus_file, records, None)
     grown = build(corpus_file, records, "realistic")
 
-    # The profile really was applied: the grown run served several times the bytes.
-    assert grown.pop("served_bytes") > 4 * max(plain.pop("served_bytes"), generated_bytes)
+    # The profile really was applied: records of real size, several times the bytes served.
+    assert plain.pop("largest_record") < 50_000 < 130_000 < grown.pop("largest_record")
+    assert grown.pop("served_bytes") > 3 * plain.pop("served_bytes")
     assert sorted(grown) == sorted(plain)
     assert len(plain) >= len(PUBLISHED)
     for key, table in plain.items():
