@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -87,7 +88,11 @@ def run_with_cap(
         stats = stack.docdb_admin("stats")
         report = latest_report(stack)
         after_full = memory_mb(stand_in)
+        # The host's load (1, 5, 15 min) at the end of each run: the measured durations,
+        # so the GB-seconds, grow with whatever else shares these cores.
+        load = {"after_full_run": os.getloadavg()}
         unchanged = measure_unchanged_run(stack, workers, len(records))[1] if unchanged_run else {}
+        load["at_end"] = os.getloadavg()
         if unchanged:
             unchanged["unchanged"]["failed_tables"] = failed(latest_report(stack))
         stand_in_memory = {"after_load": loaded, "after_full_run": after_full, "at_end": memory_mb(stand_in)}
@@ -108,6 +113,7 @@ def run_with_cap(
         "run_state": result.run.get("state"),
         "stand_in_memory_mb": stand_in_memory,
         "bench_process_memory_mb": memory_mb(),
+        "host_load_average": load,
     }
     if unchanged:
         row.update(unchanged)

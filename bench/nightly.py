@@ -1,7 +1,7 @@
 """The nightly run at AIND's scale, on the local stack, against its own baselines.
 
-    make bench                      # 100,000 assets, ~8,000 subjects, 32 workers
-    make bench ARGS="--n 20000"     # a quicker look
+    make bench                      # 20,000 assets, beside biodata-cache 0.33.2
+    make bench ARGS="--n 100000 --no-seed-baseline"   # AIND's scale, ~8,000 subjects
 
 Measures, in one run of this script:
 1. a full nightly run (32 concurrent workers): wall time, DocDB requests, bytes

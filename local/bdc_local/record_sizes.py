@@ -104,11 +104,14 @@ def _series(rng: random.Random, count: int, kind: str) -> list[float]:
     series = _POOL.get(key)
     if series is None:
         values = random.Random(f"series-{key}")
-        series = [round(values.random() * _SCALES[kind], 6) for _ in range(math.floor(_LADDER**step))]
+        created = [round(values.random() * _SCALES[kind], 6) for _ in range(math.floor(_LADDER**step))]
         if kind == "calibration_input":
-            series.sort()
-        _POOL[key] = series
-        _POOL_JSON[id(series)] = _COMPACT.encode(series)
+            created.sort()
+        # setdefault: of two threads creating the same series, both keep the pool's one
+        # (a series not in the pool could be freed and its id() reused).
+        series = _POOL.setdefault(key, created)
+        if series is created:
+            _POOL_JSON[id(series)] = _COMPACT.encode(series)
     return series
 
 
