@@ -18,7 +18,7 @@ export PYTHONPATH := $(ROOT)/layers/sync:$(ROOT)/client/src:$(ROOT)/local
 export SAM_CLI_TELEMETRY ?= 0
 ARGS ?=
 
-.PHONY: demo test lint bench layers clean tools sam-build sam-validate checkov fault-report
+.PHONY: demo test lint bench goals layers clean tools sam-build sam-validate checkov fault-report
 
 $(STAMP): requirements-dev.txt client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ lint: $(STAMP)
 ## Benchmarks print figures and ratios (see README); not part of the tests.
 bench: $(STAMP)
 	$(PY) bench/nightly.py $(ARGS)
+
+## The goals' figures from the results files into bench/results/nightly.json (no run).
+goals: $(STAMP)
+	$(PY) bench/goals.py
 
 ## Build the Lambda layers for Python 3.12 / x86_64 and report each function's size.
 layers: $(STAMP)

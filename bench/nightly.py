@@ -1,7 +1,7 @@
 """The nightly run at AIND's scale, on the local stack, against its own baselines.
 
-    make bench                      # 100,000 assets, ~8,000 subjects, 32 workers
-    make bench ARGS="--n 20000"     # a quicker look
+    make bench                      # 20,000 assets, beside biodata-cache 0.33.2
+    make bench ARGS="--n 100000 --no-seed-baseline"   # AIND's scale, ~8,000 subjects
 
 Measures, in one run of this script:
 1. a full nightly run (32 concurrent workers): wall time, DocDB requests, bytes
@@ -17,7 +17,9 @@ their uncontended durations, measured in the sequential baseline, on 32 workers 
 the queue hop measured in the full run: the wall time the design gives when each
 worker has a CPU of its own, as on Lambda. It is a projection and is labelled so.
 The local DocDB API models the real one: 40 ms a request plus 0.02 ms a returned
-record, 6 MB pages. Figures are printed and written to bench/results/nightly.json.
+record, 6 MB pages. Figures are printed and written to bench/results/nightly-<scale>.json
+(``nightly-20k.json`` for 20,000 assets); bench/goals.py collects the goals' figures
+from the results files into bench/results/nightly.json.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from biodata_cache.catalog import get_spec  # noqa: E402
 # The worker's configured memory (template.yaml's WorkerMemorySize default), in GB.
 WORKER_MEMORY_GB = float(load_template()["Parameters"]["WorkerMemorySize"]["Default"]) / 1024
 USD_PER_GB_SECOND = 0.0000166667  # Lambda on x86_64, us-west-2, first pricing tier
-RESULTS = REPO / "bench" / "results" / "nightly.json"
+RESULTS = REPO / "bench" / "results"
 
 # us-west-2 list prices as publicly known in 2025 (DynamoDB on-demand after its
 # November 2024 reduction); free tiers ignored. Lambda GB-second: USD_PER_GB_SECOND.
@@ -160,6 +162,39 @@ def run_measured(stack: LocalStack, workers: int) -> tuple[RunResult, dict[str, 
     before = cpu_seconds(stack)
     result = run_and_wait(stack, workers=workers, timeout=4 * 3600)
     return result, {**docdb_figures(stack), "cpu_seconds": cpu_used(before, cpu_seconds(stack))}
+
+
+def scale_name(records: int) -> str:
+    """``100k`` for 100,000 records: the suffix of the ``unchanged_run_*`` keys."""
+    return f"{records // 1000}k" if records % 1000 == 0 else str(records)
+
+
+def measure_unchanged_run(stack: LocalStack, workers: int, records: int) -> tuple[RunResult, dict[str, Any]]:
+    """A run with nothing changed since the last: its wall time, DocDB requests, the
+    tables it rebuilt, Lambda invocations (dispatcher + finalizer + one a build attempt,
+    from the ledger) and GB-seconds; figures under ``unchanged`` and as the
+    ``unchanged_run_*_<scale>`` keys."""
+    unchanged, docdb = run_measured(stack, workers)
+    invocations = 2 + sum(int(i.get("attempts") or 0) for i in unchanged.tables.values())
+    run = {
+        "wall_seconds": round(unchanged.wall_seconds, 2),
+        "docdb": docdb,
+        "rebuilt": sorted(n for n, i in unchanged.tables.items() if i["status"] != "unchanged"),
+        "lambda_invocations": invocations,
+        "lambda_gb_seconds": round(gb_seconds(unchanged, stack), 2),
+    }
+    print(
+        f"unchanged run: {unchanged.wall_seconds:.1f} s, {docdb['requests']} DocDB requests, "
+        f"rebuilt {run['rebuilt']}, {invocations} Lambda invocations, {run['lambda_gb_seconds']} GB-s",
+        flush=True,
+    )
+    scale = scale_name(records)
+    return unchanged, {
+        "unchanged": run,
+        f"unchanged_run_docdb_requests_{scale}": docdb["requests"],
+        f"unchanged_run_gb_seconds_{scale}": run["lambda_gb_seconds"],
+        f"unchanged_run_lambda_invocations_{scale}": invocations,
+    }
 
 
 def sequential_baseline(stack: LocalStack) -> dict[str, Any]:
@@ -395,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         default=15.0,
         help="seconds between the emulated schedule's ticks in the freshness measurement",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, help="default bench/results/nightly-<scale>.json")
     parser.add_argument(
         "--project",
         type=Path,
@@ -473,24 +508,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{projected_wall:.1f} s wall, critical path {projected_path:.1f} s"
         )
 
-        unchanged, unchanged_docdb = run_measured(stack, args.workers)
-        figures["unchanged"] = {
-            "wall_seconds": round(unchanged.wall_seconds, 2),
-            "docdb": unchanged_docdb,
-            "rebuilt": sorted(n for n, i in unchanged.tables.items() if i["status"] != "unchanged"),
-        }
-        print(
-            f"unchanged run: {unchanged.wall_seconds:.1f} s, {unchanged_docdb['requests']} DocDB requests, "
-            f"rebuilt {figures['unchanged']['rebuilt']}"
-        )
-
-        invocations = 2 + sum(int(i.get("attempts") or 0) for i in unchanged.tables.values())
-        figures["unchanged"]["lambda_invocations"] = invocations  # dispatcher + finalizer + table builds
-        figures["unchanged"]["lambda_gb_seconds"] = round(gb_seconds(unchanged, stack), 2)
-        scale = f"{len(records) // 1000}k" if len(records) % 1000 == 0 else str(len(records))
-        figures[f"unchanged_run_docdb_requests_{scale}"] = unchanged_docdb["requests"]
-        figures[f"unchanged_run_gb_seconds_{scale}"] = figures["unchanged"]["lambda_gb_seconds"]
-        figures[f"unchanged_run_lambda_invocations_{scale}"] = invocations
+        unchanged, unchanged_figures = measure_unchanged_run(stack, args.workers, len(records))
+        figures.update(unchanged_figures)
+        unchanged_docdb = figures["unchanged"]["docdb"]
 
         if not args.no_seed_baseline:
             # The old job on the same stack and corpus, after ours (its own version folder).
@@ -601,9 +621,10 @@ def main(argv: list[str] | None = None) -> int:
     ):
         if key in figures:
             print(f"{key}: {figures[key]}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(figures, indent=1) + "\n")
-    print(f"written to {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out}")
+    out = args.out or RESULTS / f"nightly-{scale_name(len(records))}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=1) + "\n")
+    print(f"written to {out.relative_to(REPO) if out.is_relative_to(REPO) else out}")
     return 0
 
 

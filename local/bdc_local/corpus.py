@@ -1834,7 +1834,8 @@ def generate_corpus(
     Records come in order of acquisition start, each raw asset followed by its derived
     assets. ``subjects`` defaults to ``n / 12`` (AIND's ratio of assets to subjects).
     ``size_profile="realistic"`` grows the records to real sizes (50-130 KB, a tail
-    near 300 KB) without changing what the tables read (``bdc_local.record_sizes``).
+    near 300 KB) without changing what the tables read (``bdc_local.record_sizes``);
+    for a large corpus let the DocDB stand-in grow it instead (``--size-profile``).
     """
     # Building ~10^7 small containers triggers many full GC passes that find no cycles;
     # pausing the collector halves the run time.

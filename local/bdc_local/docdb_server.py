@@ -65,7 +65,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-from bdc_local import mongo
+from bdc_local import mongo, record_sizes
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +84,13 @@ SELECTION_CACHE_SIZE = 16
 JSON = Any
 
 
-# One shared encoder: json.dumps with non-default options builds a new encoder per call,
-# which costs about as much as encoding a small record.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
-
-
 def dumps(value: JSON) -> str:
-    """Compact JSON; ASCII-only so that len(text) equals the payload size in bytes."""
-    return _ENCODER.encode(value)
+    """Compact JSON; ASCII-only so that len(text) equals the payload size in bytes.
+
+    Records grown with ``bdc_local.record_sizes`` hold shared series whose JSON is
+    encoded once; their text is joined from those pieces (the same bytes).
+    """
+    return "".join(record_sizes.json_pieces(value))
 
 
 def load_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -103,18 +102,20 @@ def load_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as handle:
-        text = handle.read()
-    if text.lstrip().startswith("["):
-        records = json.loads(text)
-    else:
-        records = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: invalid JSON: {exc}") from exc
+        head = handle.read(4096)
+        if head.lstrip().startswith("["):
+            records = json.loads(head + handle.read())
+        else:
+            # Line by line: a 100,000-record corpus is about 1 GB of text, not held at once.
+            handle.seek(0)
+            records = []
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{number}: invalid JSON: {exc}") from exc
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise ValueError(f"{path}: expected JSON objects, one per line")
     return records
@@ -205,7 +206,9 @@ class Collection:
         # JSON text by id() of the stored record object: one cheap lookup per returned
         # record. Entries are dropped when their record is replaced or deleted, so an
         # id() is never reused while its entry exists.
-        self._json: dict[int, str] = {}
+        # Kept as the pieces of record_sizes.json_pieces: a record at real size holds
+        # shared series, and its cached JSON shares their texts (joined per answer).
+        self._json: dict[int, tuple[str, ...]] = {}
         self._selections: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self.upsert(records)
 
@@ -378,15 +381,14 @@ class Collection:
 
     def to_json(self, doc: Any) -> str:
         """JSON of ``doc``, cached when it is one of the stored records (unprojected)."""
-        text = self._json.get(id(doc))
-        if text is not None:
-            return text
-        text = dumps(doc)
-        if isinstance(doc, dict):
-            record_id = doc.get("_id")
-            if record_id is not None and self._records.get(_record_key(record_id)) is doc:
-                self._json[id(doc)] = text
-        return text
+        pieces = self._json.get(id(doc))
+        if pieces is None:
+            pieces = record_sizes.json_pieces(doc)
+            if isinstance(doc, dict):
+                record_id = doc.get("_id")
+                if record_id is not None and self._records.get(_record_key(record_id)) is doc:
+                    self._json[id(doc)] = pieces
+        return pieces[0] if len(pieces) == 1 else "".join(pieces)
 
 
 # --------------------------------------------------------------------------------------
@@ -715,6 +717,8 @@ class DocDBServer:
     ``max_url_bytes`` override it when given, and ``settings`` overrides any option
     (see :meth:`configure`); ``seed`` seeds the fault RNG; ``warm_cache`` serialises every record in the
     background after :meth:`start` so first lookups do not pay for the JSON encoding.
+    ``size_profile`` (a ``bdc_local.record_sizes.PROFILES`` name) grows every v2 record,
+    loaded or upserted, to real sizes in place, seeded by ``seed`` and each record's id.
     """
 
     def __init__(
@@ -734,11 +738,14 @@ class DocDBServer:
         max_url_bytes: int | object | None = ...,
         profile: str = "permissive",
         settings: Mapping[str, Any] | None = None,
+        size_profile: str | None = None,
     ) -> None:
         self._warm_cache = warm_cache
+        self._size_profile = size_profile
+        self._size_seed = seed
         self._collections = {
             "v1": Collection(records_v1 or ()),
-            "v2": Collection(records_v2 or ()),
+            "v2": Collection(self._sized(list(records_v2 or ()), "v2")),
         }
         # One lock for data access: query evaluation is CPU-bound under the GIL anyway,
         # and it keeps upserts atomic with respect to in-flight queries.
@@ -908,9 +915,23 @@ class DocDBServer:
                 self._rng.seed(seed)
         return self.config()
 
+    def _sized(self, records: list[dict[str, Any]], version: str) -> list[dict[str, Any]]:
+        """``records`` grown (in place) to real sizes when a size profile is set (v2 only).
+
+        The stand-in applies the profile itself so that a large corpus travels and is
+        held at generated size; the grown records share their bulk (see
+        ``bdc_local.record_sizes``) yet every answer carries all of its bytes.
+        """
+        if self._size_profile is not None and version == "v2":
+            record_sizes.apply_profile(
+                (r for r in records if isinstance(r, dict)), self._size_profile, seed=self._size_seed
+            )
+        return records
+
     def upsert(self, records: Iterable[dict[str, Any]], version: str = "v2") -> dict[str, int]:
         """Replace records by ``_id`` or append them; indexes and caches stay consistent."""
         collection = self._collection(version)
+        records = self._sized(list(records), version)
         with self._data_lock:
             inserted, replaced = collection.upsert(records)
             return {"inserted": inserted, "replaced": replaced, "total": len(collection)}
@@ -1300,6 +1321,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="answer 414 for longer URLs (default 10240, API Gateway's regional REST API limit)",
     )
+    parser.add_argument(
+        "--size-profile",
+        choices=sorted(record_sizes.PROFILES),
+        default=None,
+        help="grow the v2 records (loaded and upserted) to real sizes (bdc_local.record_sizes), "
+        "seeded by --seed",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -1319,6 +1347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         profile=args.profile,
         settings=json.loads(args.settings) if args.settings else None,
+        size_profile=args.size_profile,
         **({"max_url_bytes": args.max_url_bytes} if args.max_url_bytes is not None else {}),
     )
     stop = threading.Event()

@@ -16,13 +16,22 @@ content where the bulk of real records is and in shapes aind-data-schema accepts
 
 Everything the tables read stays as generated, so table contents are the same with
 and without the profile.
+
+The enlarging series come from a bounded pool of shared list objects (lengths on a
+5% ladder, a few variants each), so 100,000 records at real sizes cost the memory
+of 100,000 generated ones plus the pool; the JSON of a record still carries every
+byte. :func:`json_pieces` encodes a record with each shared series' JSON text
+encoded once, which is how the DocDB stand-in serves such records without holding
+~10 GB of JSON text.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 import random
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +43,7 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"), default=str)
 
 def compact_size(record: Record) -> int:
     """Bytes of the record as compact JSON (what the DocDB stand-in sends)."""
-    return len(_COMPACT.encode(record))
+    return sum(len(piece) for piece in json_pieces(record))
 
 
 @dataclass(frozen=True)
@@ -76,8 +85,73 @@ _CALIBRATION: Record = {
 }
 
 
-def _series(rng: random.Random, count: int, scale: float = 1.0) -> list[float]:
-    return [round(rng.random() * scale, 6) for _ in range(count)]
+# Shared series by (kind, ladder step, variant), and their compact JSON by id() of the
+# list. The pool keeps every series alive, so an id() here is never reused by another
+# list. Series must never be mutated: many records hold the same object.
+_LADDER = 1.05
+_VARIANTS = 4
+_SCALES = {"samples": 1.0, "calibration_input": 0.3, "calibration_output": 20.0}
+_POOL: dict[tuple[str, int, int], list[float]] = {}
+_POOL_JSON: dict[int, str] = {}
+
+
+def _series(rng: random.Random, count: int, kind: str) -> list[float]:
+    """A shared series of at most ``count`` values (the ladder step at or below it)."""
+    step = int(math.log(count) / math.log(_LADDER)) if count > 1 else 0
+    while step > 0 and math.floor(_LADDER**step) > count:  # float rounding at the boundary
+        step -= 1
+    key = (kind, step, rng.randrange(_VARIANTS))
+    series = _POOL.get(key)
+    if series is None:
+        values = random.Random(f"series-{key}")
+        created = [round(values.random() * _SCALES[kind], 6) for _ in range(math.floor(_LADDER**step))]
+        if kind == "calibration_input":
+            created.sort()
+        # setdefault: of two threads creating the same series, both keep the pool's one
+        # (a series not in the pool could be freed and its id() reused).
+        series = _POOL.setdefault(key, created)
+        if series is created:
+            _POOL_JSON[id(series)] = _COMPACT.encode(series)
+    return series
+
+
+def pooled_series_bytes() -> int:
+    """Compact JSON bytes of every shared series created so far (the pool's size)."""
+    return sum(len(text) for text in _POOL_JSON.values())
+
+
+_MARKER = "\x00bdc-series:"
+_MARKER_JSON = re.compile(r'"\\u0000bdc-series:(\d+)"')
+
+
+def _marked(value: Any, found: list[str]) -> Any:
+    """A copy of ``value`` with each shared series replaced by a marker string."""
+    if isinstance(value, dict):
+        return {key: _marked(item, found) for key, item in value.items()}
+    if isinstance(value, list):
+        text = _POOL_JSON.get(id(value))
+        if text is not None:
+            found.append(text)
+            return f"{_MARKER}{len(found) - 1}"
+        return [_marked(item, found) for item in value]
+    return value
+
+
+def json_pieces(doc: Any) -> tuple[str, ...]:
+    """Compact JSON of ``doc`` as pieces to join, each shared series as its cached text.
+
+    ``"".join(json_pieces(doc))`` equals the compact JSON of ``doc``; the pieces share
+    the series' texts, so keeping them costs about the JSON of the rest of the record.
+    """
+    if not _POOL_JSON:
+        return (_COMPACT.encode(doc),)
+    found: list[str] = []
+    text = _COMPACT.encode(_marked(doc, found))
+    if not found:
+        return (text,)
+    parts = _MARKER_JSON.split(text)
+    # split() alternates text and captured series numbers.
+    return tuple(found[int(part)] if i % 2 else part for i, part in enumerate(parts))
 
 
 # Compact bytes of one generated float and its comma: "0.123456," is 9 characters.
@@ -92,9 +166,9 @@ def _grow_metric_values(metrics: list[Record], extra: int, rng: random.Random) -
     added = 0
     for metric in metrics:
         value = metric["value"]
-        before = len(_COMPACT.encode(value))
-        value["samples"] = _series(rng, max(1, per_metric // _BYTES_PER_FLOAT))
-        added += len(_COMPACT.encode(value)) - before
+        before = compact_size(value)
+        value["samples"] = _series(rng, max(1, per_metric // _BYTES_PER_FLOAT), "samples")
+        added += compact_size(value) - before
     return added
 
 
@@ -111,10 +185,10 @@ def _grow_calibrations(acquisition: Record, extra: int, rng: random.Random) -> i
         chunk = min(extra - added, 40_000)
         points = max(1, chunk // (2 * _BYTES_PER_FLOAT))
         calibration = copy.deepcopy(_CALIBRATION)
-        calibration["input"] = sorted(_series(rng, points, 0.3))
-        calibration["output"] = _series(rng, points, 20.0)
+        calibration["input"] = _series(rng, points, "calibration_input")
+        calibration["output"] = _series(rng, points, "calibration_output")
         calibrations.append(calibration)
-        added += len(_COMPACT.encode(calibration)) + 1
+        added += compact_size(calibration) + 1
     return added
 
 
@@ -143,8 +217,10 @@ def apply_profile(records: Iterable[Record], profile: str, *, seed: int) -> None
     if profile not in PROFILES:
         raise ValueError(f"unknown size profile {profile!r}; expected one of {sorted(PROFILES)}")
     chosen = PROFILES[profile]
-    rng = random.Random(f"record-sizes-{seed}")
     for record in records:
+        # One RNG a record, keyed by its id: a record gets the same size wherever the
+        # profile is applied (generator or stand-in) and when it is upserted again.
+        rng = random.Random(f"record-sizes-{seed}-{record.get('_id')}")
         enlarge(record, chosen.draw(rng), rng, qc_share=chosen.qc_share)
 
 

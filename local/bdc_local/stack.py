@@ -68,6 +68,9 @@ class StackConfig:
     docdb_per_record_ms: float | None = None
     docdb_fault_rate: float | None = None
     docdb_payload_limit_bytes: int | None = None
+    # Grow the corpus to real record sizes in the stand-in itself (bdc_local.record_sizes),
+    # so a 100,000-record corpus is written and loaded at generated size.
+    docdb_size_profile: str | None = None
     log_level: str = "WARNING"
     extra_env: dict[str, str] = field(default_factory=dict)
     # Create the queues and the ledger through CloudFormation from template.yaml
@@ -305,6 +308,7 @@ def local_stack(
             ("--per-record-ms", config.docdb_per_record_ms),
             ("--fault-rate", config.docdb_fault_rate),
             ("--payload-limit-bytes", config.docdb_payload_limit_bytes),
+            ("--size-profile", config.docdb_size_profile),
         ):
             if value is not None:
                 docdb_args += [flag, str(value)]
