@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from biodata_cache.catalog import get_spec
+from biodata_cache.catalog import ALL_TABLES, TableSpec
 from biodata_cache.reader import Cache, Filters
 from biodata_cache.registry import CacheRegistry
 
@@ -51,23 +51,7 @@ def get_cache(version: str | None = None) -> Cache:
     return cache.with_version(version)
 
 
-# -- tables that are lists -------------------------------------------------------
-def unique_project_names(*, version: str | None = None, use_cache: bool | None = None) -> list[str]:
-    """Unique project names across all assets, sorted."""
-    return get_cache(version).unique("unique_project_names", use_cache=use_cache)
-
-
-def unique_subject_ids(*, version: str | None = None, use_cache: bool | None = None) -> list[str]:
-    """Unique subject IDs across all assets, sorted."""
-    return get_cache(version).unique("unique_subject_ids", use_cache=use_cache)
-
-
-def unique_genotypes(*, version: str | None = None, use_cache: bool | None = None) -> list[str]:
-    """Unique genotypes across all assets that record one, sorted."""
-    return get_cache(version).unique("unique_genotypes", use_cache=use_cache)
-
-
-# -- tables that are DataFrames --------------------------------------------------
+# -- the tables' functions -------------------------------------------------------
 def _read(
     table: str,
     columns: Sequence[str] | None,
@@ -101,9 +85,22 @@ def asset_basics(
     return _read("asset_basics", columns, filters, version, use_cache)
 
 
-def _table_reader(name: str) -> Callable[..., pd.DataFrame]:
-    """The module function of a non-partitioned table; its docstring comes from the catalog."""
-    spec = get_spec(name)
+def table_function(spec: TableSpec) -> Callable[..., Any]:
+    """The module function of a catalog table, named and documented from its spec.
+
+    ``returns="values"``: the sorted values of its one column as a list; otherwise a
+    DataFrame (a partitioned table: all partitions, pruned by ``filters``).
+    """
+    name = spec.name
+    summary = spec.summary or spec.description
+    if spec.returns == "values":
+
+        def values(*, version: str | None = None, use_cache: bool | None = None) -> list[str]:
+            return get_cache(version).unique(name, use_cache=use_cache)
+
+        values.__name__ = values.__qualname__ = spec.function_name
+        values.__doc__ = f"{summary}, sorted."
+        return values
 
     def read(
         columns: Sequence[str] | None = None,
@@ -114,22 +111,11 @@ def _table_reader(name: str) -> Callable[..., pd.DataFrame]:
     ) -> pd.DataFrame:
         return _read(name, columns, filters, version, use_cache)
 
-    read.__name__ = read.__qualname__ = name
+    read.__name__ = read.__qualname__ = spec.function_name
     read.__doc__ = (
-        f"{spec.description}.\n\nColumns: {', '.join(spec.column_names)}. "
-        "Arguments as for ``asset_basics``."
+        f"{summary}.\n\nColumns: {', '.join(spec.column_names)}. Arguments as for ``asset_basics``."
     )
     return read
-
-
-source_data = _table_reader("source_data")
-platform_smartspim = _table_reader("platform_smartspim")
-platform_exaspim = _table_reader("platform_exaspim")
-platform_fib = _table_reader("platform_fib")
-metadata_upgrade = _table_reader("metadata_upgrade")
-foraging_sessions = _table_reader("foraging_sessions")
-behavior_curriculum = _table_reader("behavior_curriculum")
-time_to_qc = _table_reader("time_to_qc")
 
 
 def read_table(
@@ -334,3 +320,22 @@ def clear_cache() -> int:
 def cache_dir() -> Path:
     """The local cache directory in use."""
     return get_cache().config.cache_dir
+
+
+# -- one function per catalog table --------------------------------------------------
+# Tables whose function is written above by hand (it takes a partition value, or its
+# docstring is the one the others refer to); every other table's is ``table_function``'s.
+HAND_WRITTEN: dict[str, Callable[..., Any]] = {
+    "asset_basics": asset_basics,
+    "qc": qc,
+    "qc_tag_status": qc_tag_status,
+    "platform_qc": platform_qc,
+}
+# Function name -> function, in catalog order; the package exports each by its name.
+TABLE_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    spec.function_name: HAND_WRITTEN.get(spec.function_name) or table_function(spec) for spec in ALL_TABLES
+}
+_clashes = sorted(n for n in TABLE_FUNCTIONS if n in globals() and n not in HAND_WRITTEN)
+if _clashes:  # a table named like one of the functions above would replace it
+    raise ImportError(f"catalog tables would replace biodata_cache.api functions: {', '.join(_clashes)}")
+globals().update(TABLE_FUNCTIONS)

@@ -49,10 +49,28 @@ class TableSpec:
     # adds one column per upgrader version).
     open_schema: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    # The client function (``biodata_cache.<function>``), made from this spec unless
+    # ``api`` writes it by hand: its name (default: the table's), what it returns
+    # ("frame": a DataFrame; "values": the one column's values as a sorted list) and
+    # the first line of its docstring (default: ``description``).
+    function: str | None = None
+    returns: Literal["frame", "values"] = "frame"
+    summary: str | None = None
+    # The module of ``bdc_sync.tables`` that holds the build (default: the table's
+    # name); a companion (``built_with``) has none of its own.
+    module: str | None = None
 
     @property
     def partitioned(self) -> bool:
         return self.partition_key is not None
+
+    @property
+    def function_name(self) -> str:
+        return self.function or self.name
+
+    @property
+    def build_module(self) -> str | None:
+        return None if self.built_with else self.module or self.name
 
     @property
     def column_names(self) -> list[str]:
@@ -106,6 +124,8 @@ UNIQUE_PROJECT_NAMES = TableSpec(
     type="metadata",
     columns=_cols(("project_name", STRING, "Project name")),
     depends_on=("asset_basics",),
+    returns="values",
+    module="unique_values",
 )
 
 UNIQUE_SUBJECT_IDS = TableSpec(
@@ -114,6 +134,9 @@ UNIQUE_SUBJECT_IDS = TableSpec(
     type="metadata",
     columns=_cols(("subject_id", STRING, "Subject ID")),
     depends_on=("asset_basics",),
+    returns="values",
+    summary="Unique subject IDs across all assets",
+    module="unique_values",
 )
 
 UNIQUE_GENOTYPES = TableSpec(
@@ -122,6 +145,9 @@ UNIQUE_GENOTYPES = TableSpec(
     type="metadata",
     columns=_cols(("genotype", STRING, "Genotype")),
     depends_on=("asset_basics",),
+    returns="values",
+    summary="Unique genotypes across all assets that record one",
+    module="unique_values",
 )
 
 SOURCE_DATA = TableSpec(
@@ -154,6 +180,7 @@ QUALITY_CONTROL = TableSpec(
     depends_on=("asset_basics",),
     folder="qc",
     partition_key="subject_id",
+    function="qc",
 )
 
 QC_TAG_STATUS = TableSpec(

@@ -1,46 +1,51 @@
 """The table modules, and the one map from table name to its build.
 
-Add a table: declare its spec in ``biodata_cache.catalog``, write a module here
-with a ``TABLE`` (a RecordTable, DerivedTable or PartitionedTable), list it below.
+Add a table: declare its spec in ``biodata_cache.catalog`` and write the module the
+spec names (``TableSpec.build_module``: the table's name unless ``module=`` says
+otherwise) with its build: a RecordTable, DerivedTable or one of the chunked builds
+whose ``spec`` is the catalog's. Nothing is listed here; the catalog is the list.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+from types import ModuleType
+
 from bdc_sync.framework import Table
-from bdc_sync.tables import (
-    asset_basics,
-    behavior_curriculum,
-    foraging_sessions,
-    metadata_upgrade,
-    platform_exaspim,
-    platform_fib,
-    platform_qc,
-    platform_smartspim,
-    quality_control,
-    source_data,
-    time_to_qc,
-    unique_values,
-)
-from biodata_cache.catalog import TABLES, get_spec
+from biodata_cache.catalog import ALL_TABLES, TABLES, TableSpec, get_spec
 
-_BUILDS: tuple[Table, ...] = (
-    asset_basics.TABLE,
-    unique_values.PROJECT_NAMES,
-    unique_values.SUBJECT_IDS,
-    unique_values.GENOTYPES,
-    source_data.TABLE,
-    quality_control.TABLE,
-    platform_qc.TABLE,
-    platform_smartspim.TABLE,
-    platform_exaspim.TABLE,
-    platform_fib.TABLE,
-    metadata_upgrade.TABLE,
-    foraging_sessions.TABLE,
-    behavior_curriculum.TABLE,
-    time_to_qc.TABLE,
-)
 
-BUILDS: dict[str, Table] = {build.spec.name: build for build in _BUILDS}
+def builds_in(module: ModuleType) -> list[Table]:
+    """The builds a module defines or imports: objects with a ``spec`` and a ``build``."""
+    found: list[Table] = []
+    for value in vars(module).values():
+        if isinstance(getattr(value, "spec", None), TableSpec) and callable(getattr(value, "build", None)):
+            if not any(value is known for known in found):
+                found.append(value)
+    return found
+
+
+def _build_of_spec(spec: TableSpec, module_name: str) -> Table:
+    try:
+        module = import_module(f"{__name__}.{module_name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{module_name}":
+            raise  # the module exists and imports something missing
+        raise ImportError(
+            f"table {spec.name}: no module {__name__}.{module_name} (a table's build is in the module "
+            "named after it, or in the one its catalog spec names with module=)"
+        ) from None
+    builds = [build for build in builds_in(module) if build.spec is spec]
+    if not builds:
+        raise ImportError(
+            f"table {spec.name}: {module.__name__} defines no build whose spec is catalog's {spec.name}"
+        )
+    return builds[0]
+
+
+BUILDS: dict[str, Table] = {
+    spec.name: _build_of_spec(spec, spec.build_module) for spec in ALL_TABLES if spec.build_module
+}
 
 
 def build_of(name: str) -> Table:
