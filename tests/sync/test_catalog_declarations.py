@@ -1,7 +1,9 @@
 """The catalog's declarations agree with each other and with what the builds do.
 
 - ``depends_on`` and ``built_with`` name real tables, and ``depends_on`` has no cycle;
-- every catalog table has a build whose spec is the catalog's own object;
+- every catalog table has a build whose spec is the catalog's own object, found in the
+  module its spec names, and no table module holds a build the catalog does not know;
+- README's table list names every catalog table;
 - the platform list is the same wherever it is restated;
 - rows of the real fixture records carry only their table's columns;
 - the framework refuses a read outside ``depends_on`` and a row key outside the columns.
@@ -36,7 +38,7 @@ from bdc_sync.framework import (
     check_row_keys,
     rows_to_arrow,
 )
-from bdc_sync.tables import BUILDS, build_of, platform_qc
+from bdc_sync.tables import BUILDS, build_of, builds_in, find_build, platform_qc
 from biodata_cache import api, catalog
 from biodata_cache.catalog import TableSpec
 
@@ -99,6 +101,58 @@ def test_every_catalog_table_has_a_build_with_the_catalog_spec() -> None:
         build = build_of(spec.name)
         assert build.spec is catalog.TABLES[spec.built_with or spec.name], spec.name
     assert set(BUILDS) <= set(catalog.TABLES)
+
+
+def test_each_build_is_in_the_module_its_spec_names() -> None:
+    for spec in catalog.ALL_TABLES:
+        if spec.built_with:
+            assert spec.build_module is None
+            continue
+        module = importlib.import_module(f"bdc_sync.tables.{spec.build_module}")
+        assert any(build is BUILDS[spec.name] for build in builds_in(module)), spec.name
+
+
+def test_no_table_module_holds_a_build_outside_the_catalog() -> None:
+    """A build in a module no spec names would never run: each one is in ``BUILDS``."""
+    found = 0
+    for name in _table_modules():
+        for build in builds_in(importlib.import_module(f"bdc_sync.tables.{name}")):
+            found += 1
+            assert any(build is known for known in BUILDS.values()), (name, build.spec.name)
+    assert found >= len(BUILDS)
+
+
+def test_a_spec_naming_a_missing_module_or_build_is_refused() -> None:
+    with pytest.raises(ImportError, match=r"table source_data: no module bdc_sync\.tables\.source_dta"):
+        find_build(replace(catalog.SOURCE_DATA, module="source_dta"))
+    # The module exists but holds no build with this spec object (a copy is not the catalog's).
+    with pytest.raises(ImportError, match=r"bdc_sync\.tables\.source_data defines no build whose spec"):
+        find_build(replace(catalog.SOURCE_DATA))
+    with pytest.raises(ImportError, match="table unique_subject_ids: no module"):
+        find_build(replace(catalog.UNIQUE_SUBJECT_IDS, module=None))  # the module is not its name
+
+
+# -- README's table list ---------------------------------------------------------------
+
+
+def readme_tables(readme: str) -> list[str]:
+    """The table names in the first column of README's "Tables" list, in order."""
+    section = readme.split("\n## Tables\n", 1)[1].split("\n## ", 1)[0]
+    names: list[str] = []
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            names.extend(re.findall(r"`([a-z0-9_]+)`", line.split("|")[1]))
+    return names
+
+
+def test_the_readme_lists_every_table_once() -> None:
+    listed = readme_tables((ROOT / "README.md").read_text())
+    assert sorted(listed) == sorted(catalog.TABLES)
+
+
+def test_a_table_missing_from_the_readme_is_found() -> None:
+    readme = (ROOT / "README.md").read_text().replace("| `platform_fib` |", "| platform fib |")
+    assert set(catalog.TABLES) - set(readme_tables(readme)) == {"platform_fib"}
 
 
 # -- the platform list, wherever it is restated -----------------------------------------

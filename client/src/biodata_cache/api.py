@@ -1,5 +1,8 @@
 """The one-line functions: ``from biodata_cache import asset_basics``.
 
+Each catalog table has one (``TABLE_FUNCTIONS``): written here by hand where it needs
+more (``HAND_WRITTEN``), otherwise made from its spec by ``table_function``.
+
 Each uses a default ``Cache`` built from the environment on first use
 (``configure()`` replaces it). Options have the same name everywhere:
 ``columns`` and ``filters`` choose columns and rows, ``version`` reads another
@@ -331,11 +334,24 @@ HAND_WRITTEN: dict[str, Callable[..., Any]] = {
     "qc_tag_status": qc_tag_status,
     "platform_qc": platform_qc,
 }
-# Function name -> function, in catalog order; the package exports each by its name.
-TABLE_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    spec.function_name: HAND_WRITTEN.get(spec.function_name) or table_function(spec) for spec in ALL_TABLES
-}
-_clashes = sorted(n for n in TABLE_FUNCTIONS if n in globals() and n not in HAND_WRITTEN)
-if _clashes:  # a table named like one of the functions above would replace it
-    raise ImportError(f"catalog tables would replace biodata_cache.api functions: {', '.join(_clashes)}")
+_DEFINED_HERE = frozenset(globals())
+
+
+def table_functions(specs: Iterable[TableSpec]) -> dict[str, Callable[..., Any]]:
+    """Function name -> function of each table, hand-written or made from its spec.
+
+    Raises:
+        ValueError: a table's function would replace another function of this module.
+    """
+    functions: dict[str, Callable[..., Any]] = {}
+    for spec in specs:
+        name = spec.function_name
+        if name in _DEFINED_HERE and name not in HAND_WRITTEN:
+            raise ValueError(f"table {spec.name}: its function {name} would replace biodata_cache.api.{name}")
+        functions[name] = HAND_WRITTEN.get(name) or table_function(spec)
+    return functions
+
+
+# In catalog order; the package exports each by its name.
+TABLE_FUNCTIONS = table_functions(ALL_TABLES)
 globals().update(TABLE_FUNCTIONS)

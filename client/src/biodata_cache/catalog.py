@@ -1,8 +1,10 @@
 """Every cache table, declared once: name, description, type, columns, partitioning, inputs.
 
 The sync Lambdas build exactly these tables with exactly these schemas, the finalizer
-writes their registry entries from here, and the client reads with them. Adding a
-column means editing one line here and the one table module that derives it.
+writes their registry entries from here, and the client reads with them (each table's
+function in ``biodata_cache`` is made from its spec). Adding a column means editing one
+line here and the one table module that derives it; adding a table, a spec here, the
+module it names in ``bdc_sync.tables`` and its tests (README, "Code layout").
 Only pyarrow and the standard library are imported: the Lambdas carry pyarrow but
 not pandas or duckdb.
 """

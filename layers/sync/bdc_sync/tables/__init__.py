@@ -25,7 +25,9 @@ def builds_in(module: ModuleType) -> list[Table]:
     return found
 
 
-def _build_of_spec(spec: TableSpec, module_name: str) -> Table:
+def find_build(spec: TableSpec) -> Table:
+    """The build of a table in the module its spec names; ImportError saying what is missing."""
+    module_name = spec.build_module or spec.name
     try:
         module = import_module(f"{__name__}.{module_name}")
     except ModuleNotFoundError as exc:
@@ -44,7 +46,7 @@ def _build_of_spec(spec: TableSpec, module_name: str) -> Table:
 
 
 BUILDS: dict[str, Table] = {
-    spec.name: _build_of_spec(spec, spec.build_module) for spec in ALL_TABLES if spec.build_module
+    spec.name: find_build(spec) for spec in ALL_TABLES if spec.build_module
 }
 
 
