@@ -148,5 +148,6 @@ def test_the_readme_names_every_table_function(readme: Path) -> None:
 
 
 def test_a_function_missing_from_the_sentence_is_found() -> None:
-    text = READMES[0].read_text().replace("`platform_fib`, ", "")
-    assert readme_functions(text)["frames"] == catalog_functions()["frames"] - {"platform_fib"}
+    text = READMES[0].read_text()
+    damaged = text.replace("`platform_fib`, ", "")
+    assert readme_functions(text)["frames"] - readme_functions(damaged)["frames"] == {"platform_fib"}

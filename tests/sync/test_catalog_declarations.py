@@ -151,8 +151,9 @@ def test_the_readme_lists_every_table_once() -> None:
 
 
 def test_a_table_missing_from_the_readme_is_found() -> None:
-    readme = (ROOT / "README.md").read_text().replace("| `platform_fib` |", "| platform fib |")
-    assert set(catalog.TABLES) - set(readme_tables(readme)) == {"platform_fib"}
+    readme = (ROOT / "README.md").read_text()
+    damaged = readme.replace("| `platform_fib` |", "| platform fib |")
+    assert set(readme_tables(readme)) - set(readme_tables(damaged)) == {"platform_fib"}
 
 
 # -- the platform list, wherever it is restated -----------------------------------------
