@@ -3,8 +3,8 @@
 The sync Lambdas build exactly these tables with exactly these schemas, the finalizer
 writes their registry entries from here, and the client reads with them (each table's
 function in ``biodata_cache`` is made from its spec). Adding a column means editing one
-line here and the one table module that derives it; adding a table, a spec here, the
-module it names in ``bdc_sync.tables`` and its tests (README, "Code layout").
+line here and the one table module that derives it; adding a table, a spec here, a
+module in ``bdc_sync.tables`` whose build has that spec, and its tests (README, "Code layout").
 Only pyarrow and the standard library are imported: the Lambdas carry pyarrow but
 not pandas or duckdb.
 """
@@ -58,9 +58,6 @@ class TableSpec:
     function: str | None = None
     returns: Literal["frame", "values"] = "frame"
     summary: str | None = None
-    # The module of ``bdc_sync.tables`` that holds the build (default: the table's
-    # name); a companion (``built_with``) has none of its own.
-    module: str | None = None
 
     @property
     def partitioned(self) -> bool:
@@ -69,10 +66,6 @@ class TableSpec:
     @property
     def function_name(self) -> str:
         return self.function or self.name
-
-    @property
-    def build_module(self) -> str | None:
-        return None if self.built_with else self.module or self.name
 
     @property
     def column_names(self) -> list[str]:
@@ -127,7 +120,6 @@ UNIQUE_PROJECT_NAMES = TableSpec(
     columns=_cols(("project_name", STRING, "Project name")),
     depends_on=("asset_basics",),
     returns="values",
-    module="unique_values",
 )
 
 UNIQUE_SUBJECT_IDS = TableSpec(
@@ -138,7 +130,6 @@ UNIQUE_SUBJECT_IDS = TableSpec(
     depends_on=("asset_basics",),
     returns="values",
     summary="Unique subject IDs across all assets",
-    module="unique_values",
 )
 
 UNIQUE_GENOTYPES = TableSpec(
@@ -149,7 +140,6 @@ UNIQUE_GENOTYPES = TableSpec(
     depends_on=("asset_basics",),
     returns="values",
     summary="Unique genotypes across all assets that record one",
-    module="unique_values",
 )
 
 SOURCE_DATA = TableSpec(

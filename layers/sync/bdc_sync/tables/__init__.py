@@ -1,13 +1,16 @@
 """The table modules, and the one map from table name to its build.
 
-Add a table: declare its spec in ``biodata_cache.catalog`` and write the module the
-spec names (``TableSpec.build_module``: the table's name unless ``module=`` says
-otherwise) with its build: a RecordTable, DerivedTable or one of the chunked builds
-whose ``spec`` is the catalog's. Nothing is listed here; the catalog is the list.
+Add a table: declare its spec in ``biodata_cache.catalog`` and write a module here
+with its build (a RecordTable, DerivedTable or one of the chunked builds) whose
+``spec`` is the catalog's object. Nothing is listed here: every module of this package
+is imported, and each catalog table's build is the object whose ``spec`` is its spec.
+tests/sync/test_catalog_declarations.py checks that the two match one to one.
 """
 
 from __future__ import annotations
 
+import pkgutil
+from collections.abc import Iterable
 from importlib import import_module
 from types import ModuleType
 
@@ -16,7 +19,7 @@ from biodata_cache.catalog import ALL_TABLES, TABLES, TableSpec, get_spec
 
 
 def builds_in(module: ModuleType) -> list[Table]:
-    """The builds a module defines or imports: objects with a ``spec`` and a ``build``."""
+    """The builds a module defines or imports: objects with a catalog ``spec`` and a ``build``."""
     found: list[Table] = []
     for value in vars(module).values():
         if isinstance(getattr(value, "spec", None), TableSpec) and callable(getattr(value, "build", None)):
@@ -25,29 +28,33 @@ def builds_in(module: ModuleType) -> list[Table]:
     return found
 
 
-def find_build(spec: TableSpec) -> Table:
-    """The build of a table in the module its spec names; ImportError saying what is missing."""
-    module_name = spec.build_module or spec.name
-    try:
-        module = import_module(f"{__name__}.{module_name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{module_name}":
-            raise  # the module exists and imports something missing
-        raise ImportError(
-            f"table {spec.name}: no module {__name__}.{module_name} (a table's build is in the module "
-            "named after it, or in the one its catalog spec names with module=)"
-        ) from None
-    builds = [build for build in builds_in(module) if build.spec is spec]
-    if not builds:
-        raise ImportError(
-            f"table {spec.name}: {module.__name__} defines no build whose spec is catalog's {spec.name}"
-        )
-    return builds[0]
+def table_modules() -> list[ModuleType]:
+    """Every module of this package, imported."""
+    return [import_module(f"{__name__}.{info.name}") for info in pkgutil.iter_modules(__path__)]
 
 
-BUILDS: dict[str, Table] = {
-    spec.name: find_build(spec) for spec in ALL_TABLES if spec.build_module
-}
+def find_builds(specs: Iterable[TableSpec], modules: Iterable[ModuleType]) -> dict[str, Table]:
+    """Table name -> the build whose spec is that table's spec object, for the specs that have one.
+
+    Raises:
+        ImportError: two different builds claim the same spec.
+    """
+    wanted = {id(spec): spec for spec in specs}
+    found: dict[str, tuple[Table, str]] = {}
+    for module in modules:
+        for build in builds_in(module):
+            spec = wanted.get(id(build.spec))
+            if spec is None:
+                continue
+            if spec.name in found and found[spec.name][0] is not build:
+                raise ImportError(
+                    f"table {spec.name} has two builds: in {found[spec.name][1]} and in {module.__name__}"
+                )
+            found.setdefault(spec.name, (build, module.__name__))
+    return {spec.name: found[spec.name][0] for spec in wanted.values() if spec.name in found}
+
+
+BUILDS: dict[str, Table] = find_builds(ALL_TABLES, table_modules())
 
 
 def build_of(name: str) -> Table:
