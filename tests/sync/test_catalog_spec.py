@@ -23,7 +23,9 @@ _DOTTED = re.compile(r"`([a-z_]+)\.([a-z_]+)`")
 
 # Catalog tables tables.md does not describe, each with the reason it exists anyway.
 # An entry for a table the spec describes, or that the catalog lacks, fails the tests.
-NOT_IN_TABLES_MD: dict[str, str] = {}
+NOT_IN_TABLES_MD: dict[str, str] = {
+    "unique_instruments": "the instruments' list beside the projects', subjects' and genotypes' (issue 14)",
+}
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,8 @@ def test_the_lists_of_the_real_records(harness: Harness) -> None:
         "Slc32a1-IRES-Cre/wt;Oi1(TIT2L-jGCaMP8s-WPRE-ICL-IRES-tTA2)/wt",
         "wt/wt",
     ]
+    # Normalized (separators dropped); the two records without an instrument give "".
+    assert built(harness, catalog.UNIQUE_INSTRUMENTS) == ["13A", "429mesoscope20220321", "4A"]
 
 
 def test_rebuilt_only_when_asset_basics_changed(harness: Harness) -> None:

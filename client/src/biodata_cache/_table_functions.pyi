@@ -19,6 +19,7 @@ __all__ = [
     "source_data",
     "time_to_qc",
     "unique_genotypes",
+    "unique_instruments",
     "unique_project_names",
     "unique_subject_ids",
 ]
@@ -46,6 +47,14 @@ def unique_genotypes(
     use_cache: bool | None = None,
 ) -> list[str]:
     """Unique genotypes across all assets that record one, sorted."""
+
+
+def unique_instruments(
+    *,
+    version: str | None = None,
+    use_cache: bool | None = None,
+) -> list[str]:
+    """Unique normalized instrument IDs across all assets, sorted."""
 
 
 def source_data(

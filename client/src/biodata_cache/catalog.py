@@ -142,6 +142,15 @@ UNIQUE_GENOTYPES = TableSpec(
     summary="Unique genotypes across all assets that record one",
 )
 
+UNIQUE_INSTRUMENTS = TableSpec(
+    name="unique_instruments",
+    description="Unique normalized instrument IDs across all assets",
+    type="metadata",
+    columns=_cols(("instrument_id_normalized", STRING, "Normalized instrument ID")),
+    depends_on=("asset_basics",),
+    returns="values",
+)
+
 SOURCE_DATA = TableSpec(
     name="source_data",
     description="Mapping from derived asset names to their source raw asset names",
@@ -337,6 +346,7 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     UNIQUE_PROJECT_NAMES,
     UNIQUE_SUBJECT_IDS,
     UNIQUE_GENOTYPES,
+    UNIQUE_INSTRUMENTS,
     ASSET_BASICS,
     SOURCE_DATA,
     QUALITY_CONTROL,
