@@ -18,7 +18,7 @@ export PYTHONPATH := $(ROOT)/layers/sync:$(ROOT)/client/src:$(ROOT)/local
 export SAM_CLI_TELEMETRY ?= 0
 ARGS ?=
 
-.PHONY: demo test lint bench goals layers clean tools sam-build sam-validate checkov fault-report
+.PHONY: demo test lint stubs bench goals layers clean tools sam-build sam-validate checkov fault-report
 
 $(STAMP): requirements-dev.txt client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ test: $(STAMP) $(SAM) $(CHECKOV)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+
+## Rewrite the type stub of the tables' client functions from the catalog (a test checks it is current).
+stubs: $(STAMP)
+	$(PY) -m biodata_cache._table_functions
 
 ## Benchmarks print figures and ratios (see README); not part of the tests.
 bench: $(STAMP)

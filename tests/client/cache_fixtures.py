@@ -45,6 +45,34 @@ def _t(spec: catalog.TableSpec, rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=spec.schema)
 
 
+def _value(dtype: pa.DataType, column: str, i: int) -> Any:
+    """A plausible value of one arrow type (strings name their column and row)."""
+    if pa.types.is_list(dtype):
+        return [_value(dtype.value_type, column, i)]
+    if pa.types.is_string(dtype):
+        return f"{column}-{i}"
+    if pa.types.is_boolean(dtype):
+        return i % 2 == 0
+    if pa.types.is_integer(dtype):
+        return i
+    if pa.types.is_floating(dtype):
+        return i / 4
+    if pa.types.is_timestamp(dtype):
+        return RUN_TIME
+    raise TypeError(f"no fixture value for {dtype} ({column})")
+
+
+def schema_rows(spec: catalog.TableSpec, count: int = 2, **fixed: Any) -> pa.Table:
+    """``count`` rows made from the spec's column types, for a table without hand-made rows.
+
+    A table declared in the catalog gets these until a test needs particular values.
+    """
+    rows = [
+        {c.name: fixed.get(c.name, _value(c.type, c.name, i)) for c in spec.columns} for i in range(count)
+    ]
+    return _t(spec, rows)
+
+
 def _basics_row(i: int, name: str, subject: str, level: str, modalities: list[str], **extra: Any) -> dict:
     row = {
         "_id": f"id{i:03d}",
@@ -84,7 +112,17 @@ TS = "2025-06-01T10:00:00+00:00"
 
 
 def build_tables() -> dict[str, pa.Table]:
-    """Every non-partitioned table of the catalog, small but realistic."""
+    """Every non-partitioned table of the catalog, small but realistic (``_made_tables``),
+    and rows made from its schema for each other one."""
+    made = _made_tables()
+    return {
+        spec.name: made[spec.name] if spec.name in made else schema_rows(spec)
+        for spec in catalog.ALL_TABLES
+        if not spec.partitioned
+    }
+
+
+def _made_tables() -> dict[str, pa.Table]:
     basics = _t(
         catalog.ASSET_BASICS,
         [
@@ -187,7 +225,18 @@ def build_tables() -> dict[str, pa.Table]:
 
 
 def build_partitions() -> dict[tuple[str, str], pa.Table]:
-    """(table, partition value) -> rows."""
+    """(table, partition value) -> rows: those of ``_made_partitions``, and for each other
+    partitioned table one partition of rows made from its schema."""
+    made = _made_partitions()
+    for spec in catalog.ALL_TABLES:
+        if spec.partitioned and not any(name == spec.name for name, _ in made):
+            key = spec.partition_key or ""
+            value = (spec.partition_values or SUBJECTS)[0]
+            made[(spec.name, value)] = schema_rows(spec, **{key: value})
+    return made
+
+
+def _made_partitions() -> dict[tuple[str, str], pa.Table]:
     ts = pa.scalar(1748772000000000, pa.timestamp("us", tz="UTC")).as_py()
 
     def metric(name: str, asset: str, subject: str, status: str = "Pass") -> dict:

@@ -61,17 +61,18 @@ def test_unique_functions_return_lists() -> None:
 
 
 # -- DataFrame tables -----------------------------------------------------------------
+# Every catalog table whose function returns a DataFrame of the whole table.
 DATAFRAME_FUNCTIONS = [
-    "asset_basics",
-    "source_data",
-    "platform_smartspim",
-    "platform_exaspim",
-    "platform_fib",
-    "metadata_upgrade",
-    "foraging_sessions",
-    "behavior_curriculum",
-    "time_to_qc",
+    spec.function_name for spec in catalog.ALL_TABLES if spec.returns == "frame" and not spec.partitioned
 ]
+VALUES_FUNCTIONS = [spec.function_name for spec in catalog.ALL_TABLES if spec.returns == "values"]
+
+
+@pytest.mark.parametrize("function", VALUES_FUNCTIONS)
+def test_values_functions_return_the_stored_column(function: str) -> None:
+    spec = next(spec for spec in catalog.ALL_TABLES if spec.function_name == function)
+    stored = build_tables()[spec.name].column(spec.column_names[0]).to_pylist()
+    assert getattr(bc, function)() == stored
 
 
 @pytest.mark.parametrize("name", DATAFRAME_FUNCTIONS)

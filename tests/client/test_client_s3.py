@@ -29,7 +29,7 @@ from cache_fixtures import (
 )
 
 import biodata_cache as bc
-from biodata_cache import layout
+from biodata_cache import catalog, layout
 from biodata_cache.errors import (
     AccessDeniedError,
     BiodataCacheError,
@@ -69,22 +69,15 @@ def _data_gets(requests: list[tuple[str, str, int]]) -> list[tuple[str, str, int
 
 # -- every function reads the same data as from a local root ----------------------------
 CALLS: dict[str, Callable[[Any], Any]] = {
-    "unique_project_names": lambda c: c.unique("unique_project_names"),
-    "unique_subject_ids": lambda c: c.unique("unique_subject_ids"),
-    "unique_genotypes": lambda c: c.unique("unique_genotypes"),
     **{
-        name: (lambda n: lambda c: c.read(n))(name)
-        for name in (
-            "asset_basics",
-            "source_data",
-            "platform_smartspim",
-            "platform_exaspim",
-            "platform_fib",
-            "metadata_upgrade",
-            "foraging_sessions",
-            "behavior_curriculum",
-            "time_to_qc",
-        )
+        spec.function_name: (lambda n: lambda c: c.unique(n))(spec.name)
+        for spec in catalog.ALL_TABLES
+        if spec.returns == "values"
+    },
+    **{
+        spec.function_name: (lambda n: lambda c: c.read(n))(spec.name)
+        for spec in catalog.ALL_TABLES
+        if spec.returns == "frame" and not spec.partitioned
     },
     "qc": lambda c: c.qc("100001"),
     "qc_asset_names": lambda c: c.qc("100001", asset_names=[RAW_A]),

@@ -67,22 +67,17 @@ def test_every_table_was_built(built: tuple[Any, Any], stack: Any) -> None:
 
 def test_lists_and_tables_match_the_registry(stack: Any) -> None:
     registry = bc.get_cache_registry()
-    for name in ("unique_project_names", "unique_subject_ids", "unique_genotypes"):
-        values = getattr(bc, name)()
+    for spec in catalog.ALL_TABLES:
+        if spec.returns != "values":
+            continue
+        values = getattr(bc, spec.function_name)()
         assert isinstance(values, list) and values == sorted(values)
-        assert len(values) == registry[name].rows
-    for name in (
-        "asset_basics",
-        "source_data",
-        "platform_smartspim",
-        "platform_exaspim",
-        "platform_fib",
-        "metadata_upgrade",
-        "foraging_sessions",
-        "behavior_curriculum",
-        "time_to_qc",
-    ):
-        frame = getattr(bc, name)()
+        assert len(values) == registry[spec.name].rows
+    for spec in catalog.ALL_TABLES:
+        if spec.returns != "frame" or spec.partitioned:
+            continue
+        name = spec.name
+        frame = getattr(bc, spec.function_name)()
         assert isinstance(frame, pd.DataFrame)
         assert len(frame) == registry[name].rows, name
         assert set(catalog.get_spec(name).column_names) <= set(frame.columns), name

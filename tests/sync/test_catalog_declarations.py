@@ -1,7 +1,9 @@
 """The catalog's declarations agree with each other and with what the builds do.
 
 - ``depends_on`` and ``built_with`` name real tables, and ``depends_on`` has no cycle;
-- every catalog table has a build whose spec is the catalog's own object;
+- every catalog table has a build whose spec is the catalog's own object, and no table
+  module holds a build the catalog does not know (or two builds of one table);
+- README's table list names every catalog table;
 - the platform list is the same wherever it is restated;
 - rows of the real fixture records carry only their table's columns;
 - the framework refuses a read outside ``depends_on`` and a row key outside the columns.
@@ -19,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from table_harness import Harness, mocked_aws
@@ -36,7 +39,7 @@ from bdc_sync.framework import (
     check_row_keys,
     rows_to_arrow,
 )
-from bdc_sync.tables import BUILDS, build_of, platform_qc
+from bdc_sync.tables import BUILDS, build_of, builds_in, find_builds, platform_qc, table_modules
 from biodata_cache import api, catalog
 from biodata_cache.catalog import TableSpec
 
@@ -99,6 +102,71 @@ def test_every_catalog_table_has_a_build_with_the_catalog_spec() -> None:
         build = build_of(spec.name)
         assert build.spec is catalog.TABLES[spec.built_with or spec.name], spec.name
     assert set(BUILDS) <= set(catalog.TABLES)
+
+
+def strays(modules: Iterable[ModuleType]) -> list[tuple[str, str]]:
+    """(module, table) of each build that is not a catalog table's: it would never run."""
+    return [
+        (module.__name__, build.spec.name)
+        for module in modules
+        for build in builds_in(module)
+        if not any(build is known for known in BUILDS.values())
+    ]
+
+
+def test_no_table_module_holds_a_build_outside_the_catalog() -> None:
+    modules = table_modules()
+    assert len(modules) >= len(BUILDS) - 2  # unique_values holds three
+    assert strays(modules) == []
+    # A companion is written by its main table's build, never by one of its own.
+    assert not [spec.name for spec in catalog.ALL_TABLES if spec.built_with and spec.name in BUILDS]
+
+
+def _module(name: str, **builds: object) -> ModuleType:
+    module = ModuleType(name)
+    vars(module).update(builds)
+    return module
+
+
+def test_a_build_with_a_copy_of_its_spec_is_a_stray() -> None:
+    copy = DerivedTable(spec=replace(catalog.UNIQUE_GENOTYPES), derive=lambda ctx: [])
+    module = _module("bdc_sync.tables.genotypes_again", TABLE=copy)
+    assert find_builds(catalog.ALL_TABLES, [module]) == {}
+    assert strays([module]) == [("bdc_sync.tables.genotypes_again", "unique_genotypes")]
+
+
+def test_two_builds_of_one_table_are_refused() -> None:
+    again = DerivedTable(spec=catalog.UNIQUE_GENOTYPES, derive=lambda ctx: [])
+    modules = [*table_modules(), _module("bdc_sync.tables.genotypes_again", TABLE=again)]
+    with pytest.raises(ImportError, match=r"two builds: in bdc_sync\.tables\.unique_values and in"):
+        find_builds(catalog.ALL_TABLES, modules)
+    # The same object imported by another module is the same build.
+    shared = _module("bdc_sync.tables.reexport", TABLE=BUILDS["unique_genotypes"])
+    assert find_builds(catalog.ALL_TABLES, [*table_modules(), shared]) == BUILDS
+
+
+# -- README's table list ---------------------------------------------------------------
+
+
+def readme_tables(readme: str) -> list[str]:
+    """The table names in the first column of README's "Tables" list, in order."""
+    section = readme.split("\n## Tables\n", 1)[1].split("\n## ", 1)[0]
+    names: list[str] = []
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            names.extend(re.findall(r"`([a-z0-9_]+)`", line.split("|")[1]))
+    return names
+
+
+def test_the_readme_lists_every_table_once() -> None:
+    listed = readme_tables((ROOT / "README.md").read_text())
+    assert sorted(listed) == sorted(catalog.TABLES)
+
+
+def test_a_table_missing_from_the_readme_is_found() -> None:
+    readme = (ROOT / "README.md").read_text()
+    damaged = readme.replace("| `platform_fib` |", "| platform fib |")
+    assert set(readme_tables(readme)) - set(readme_tables(damaged)) == {"platform_fib"}
 
 
 # -- the platform list, wherever it is restated -----------------------------------------

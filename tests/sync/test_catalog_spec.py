@@ -1,5 +1,5 @@
-"""The catalog against tables.md: the types its "Column order and types" section decides,
-and asset_basics' column order.
+"""The catalog against tables.md: the tables it describes, the types its "Column order
+and types" section decides, and asset_basics' column order.
 
 tables.md lives in the shared spec folder beside the clone (``<clone>/../shared/spec``);
 ``BDC_SPEC_DIR`` points elsewhere.
@@ -20,6 +20,12 @@ CLONE = Path(__file__).resolve().parents[2]
 SPEC_DIR = Path(os.environ.get("BDC_SPEC_DIR") or CLONE.parent / "shared" / "spec")
 TABLES_MD = SPEC_DIR / "tables.md"
 _DOTTED = re.compile(r"`([a-z_]+)\.([a-z_]+)`")
+
+# Catalog tables tables.md does not describe, each with the reason it exists anyway.
+# An entry for a table the spec describes, or that the catalog lacks, fails the tests.
+NOT_IN_TABLES_MD: dict[str, str] = {
+    "unique_instruments": "the instruments' list beside the projects', subjects' and genotypes' (issue 14)",
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +52,48 @@ def decided_types(text: str) -> dict[tuple[str, str], str]:
             if table in catalog.TABLES:
                 decided[(table, column)] = kind
     return decided
+
+
+def spec_tables(text: str) -> set[str]:
+    """The tables tables.md describes: its ``### name`` headings (not a client function's)
+    and the companions it gives a partition path (``qc_tag_status/subject_id=<id>/``)."""
+    headings = {
+        line.split()[1]
+        for line in text.splitlines()
+        if line.startswith("### ") and "client function" not in line
+    }
+    return headings | set(re.findall(r"`([a-z0-9_]+)/[a-z_]+=<", text))
+
+
+def test_the_spec_tables_are_parsed(tables_md: str) -> None:
+    found = spec_tables(tables_md)
+    assert {"unique_genotypes", "asset_basics", "quality_control", "qc_tag_status", "platform_qc"} <= found
+    assert "raw_to_derived" not in found  # "a client function, not a table"
+
+
+def test_every_spec_table_is_in_the_catalog(tables_md: str) -> None:
+    assert spec_tables(tables_md) - set(catalog.TABLES) == set()
+
+
+def test_every_catalog_table_is_in_the_spec_or_allowed(tables_md: str) -> None:
+    assert undescribed(tables_md) == set()
+
+
+def undescribed(text: str, allowed: dict[str, str] = NOT_IN_TABLES_MD) -> set[str]:
+    return set(catalog.TABLES) - spec_tables(text) - set(allowed)
+
+
+def test_the_allowance_names_only_undescribed_catalog_tables(tables_md: str) -> None:
+    for name, reason in NOT_IN_TABLES_MD.items():
+        assert name in catalog.TABLES, f"{name} is allowed but not in the catalog"
+        assert name not in spec_tables(tables_md), f"{name} is allowed but tables.md describes it"
+        assert reason.strip(), name
+
+
+def test_a_table_the_spec_leaves_out_is_found(tables_md: str) -> None:
+    text = tables_md.replace("### platform_fib", "### platform fib")
+    assert undescribed(text) - undescribed(tables_md) == {"platform_fib"}
+    assert undescribed(text, {**NOT_IN_TABLES_MD, "platform_fib": "a test"}) == undescribed(tables_md)
 
 
 def test_the_section_is_parsed(tables_md: str) -> None:

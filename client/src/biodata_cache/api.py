@@ -1,5 +1,8 @@
 """The one-line functions: ``from biodata_cache import asset_basics``.
 
+Each catalog table has one (``TABLE_FUNCTIONS``): written here by hand where it needs
+more (``HAND_WRITTEN``), otherwise made from its spec by ``table_function``.
+
 Each uses a default ``Cache`` built from the environment on first use
 (``configure()`` replaces it). Options have the same name everywhere:
 ``columns`` and ``filters`` choose columns and rows, ``version`` reads another
@@ -14,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from biodata_cache.catalog import get_spec
+from biodata_cache.catalog import ALL_TABLES, TableSpec
 from biodata_cache.reader import Cache, Filters
 from biodata_cache.registry import CacheRegistry
 
@@ -51,23 +54,7 @@ def get_cache(version: str | None = None) -> Cache:
     return cache.with_version(version)
 
 
-# -- tables that are lists -------------------------------------------------------
-def unique_project_names(*, version: str | None = None, use_cache: bool | None = None) -> list[str]:
-    """Unique project names across all assets, sorted."""
-    return get_cache(version).unique("unique_project_names", use_cache=use_cache)
-
-
-def unique_subject_ids(*, version: str | None = None, use_cache: bool | None = None) -> list[str]:
-    """Unique subject IDs across all assets, sorted."""
-    return get_cache(version).unique("unique_subject_ids", use_cache=use_cache)
-
-
-def unique_genotypes(*, version: str | None = None, use_cache: bool | None = None) -> list[str]:
-    """Unique genotypes across all assets that record one, sorted."""
-    return get_cache(version).unique("unique_genotypes", use_cache=use_cache)
-
-
-# -- tables that are DataFrames --------------------------------------------------
+# -- the tables' functions -------------------------------------------------------
 def _read(
     table: str,
     columns: Sequence[str] | None,
@@ -101,9 +88,22 @@ def asset_basics(
     return _read("asset_basics", columns, filters, version, use_cache)
 
 
-def _table_reader(name: str) -> Callable[..., pd.DataFrame]:
-    """The module function of a non-partitioned table; its docstring comes from the catalog."""
-    spec = get_spec(name)
+def table_function(spec: TableSpec) -> Callable[..., Any]:
+    """The module function of a catalog table, named and documented from its spec.
+
+    ``returns="values"``: the sorted values of its one column as a list; otherwise a
+    DataFrame (a partitioned table: all partitions, pruned by ``filters``).
+    """
+    name = spec.name
+    summary = spec.summary or spec.description
+    if spec.returns == "values":
+
+        def values(*, version: str | None = None, use_cache: bool | None = None) -> list[str]:
+            return get_cache(version).unique(name, use_cache=use_cache)
+
+        values.__name__ = values.__qualname__ = spec.function_name
+        values.__doc__ = f"{summary}, sorted."
+        return values
 
     def read(
         columns: Sequence[str] | None = None,
@@ -114,22 +114,11 @@ def _table_reader(name: str) -> Callable[..., pd.DataFrame]:
     ) -> pd.DataFrame:
         return _read(name, columns, filters, version, use_cache)
 
-    read.__name__ = read.__qualname__ = name
+    read.__name__ = read.__qualname__ = spec.function_name
     read.__doc__ = (
-        f"{spec.description}.\n\nColumns: {', '.join(spec.column_names)}. "
-        "Arguments as for ``asset_basics``."
+        f"{summary}.\n\nColumns: {', '.join(spec.column_names)}. Arguments as for ``asset_basics``."
     )
     return read
-
-
-source_data = _table_reader("source_data")
-platform_smartspim = _table_reader("platform_smartspim")
-platform_exaspim = _table_reader("platform_exaspim")
-platform_fib = _table_reader("platform_fib")
-metadata_upgrade = _table_reader("metadata_upgrade")
-foraging_sessions = _table_reader("foraging_sessions")
-behavior_curriculum = _table_reader("behavior_curriculum")
-time_to_qc = _table_reader("time_to_qc")
 
 
 def read_table(
@@ -334,3 +323,35 @@ def clear_cache() -> int:
 def cache_dir() -> Path:
     """The local cache directory in use."""
     return get_cache().config.cache_dir
+
+
+# -- one function per catalog table --------------------------------------------------
+# Tables whose function is written above by hand (it takes a partition value, or its
+# docstring is the one the others refer to); every other table's is ``table_function``'s.
+HAND_WRITTEN: dict[str, Callable[..., Any]] = {
+    "asset_basics": asset_basics,
+    "qc": qc,
+    "qc_tag_status": qc_tag_status,
+    "platform_qc": platform_qc,
+}
+_DEFINED_HERE = frozenset(globals())
+
+
+def table_functions(specs: Iterable[TableSpec]) -> dict[str, Callable[..., Any]]:
+    """Function name -> function of each table, hand-written or made from its spec.
+
+    Raises:
+        ValueError: a table's function would replace another function of this module.
+    """
+    functions: dict[str, Callable[..., Any]] = {}
+    for spec in specs:
+        name = spec.function_name
+        if name in _DEFINED_HERE and name not in HAND_WRITTEN:
+            raise ValueError(f"table {spec.name}: its function {name} would replace biodata_cache.api.{name}")
+        functions[name] = HAND_WRITTEN.get(name) or table_function(spec)
+    return functions
+
+
+# In catalog order; the package exports each by its name.
+TABLE_FUNCTIONS = table_functions(ALL_TABLES)
+globals().update(TABLE_FUNCTIONS)

@@ -1,8 +1,10 @@
 """Every cache table, declared once: name, description, type, columns, partitioning, inputs.
 
 The sync Lambdas build exactly these tables with exactly these schemas, the finalizer
-writes their registry entries from here, and the client reads with them. Adding a
-column means editing one line here and the one table module that derives it.
+writes their registry entries from here, and the client reads with them (each table's
+function in ``biodata_cache`` is made from its spec). Adding a column means editing one
+line here and the one table module that derives it; adding a table, a spec here, a
+module in ``bdc_sync.tables`` whose build has that spec, and its tests (README, "Code layout").
 Only pyarrow and the standard library are imported: the Lambdas carry pyarrow but
 not pandas or duckdb.
 """
@@ -49,10 +51,21 @@ class TableSpec:
     # adds one column per upgrader version).
     open_schema: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    # The client function (``biodata_cache.<function>``), made from this spec unless
+    # ``api`` writes it by hand: its name (default: the table's), what it returns
+    # ("frame": a DataFrame; "values": the one column's values as a sorted list) and
+    # the first line of its docstring (default: ``description``).
+    function: str | None = None
+    returns: Literal["frame", "values"] = "frame"
+    summary: str | None = None
 
     @property
     def partitioned(self) -> bool:
         return self.partition_key is not None
+
+    @property
+    def function_name(self) -> str:
+        return self.function or self.name
 
     @property
     def column_names(self) -> list[str]:
@@ -106,6 +119,7 @@ UNIQUE_PROJECT_NAMES = TableSpec(
     type="metadata",
     columns=_cols(("project_name", STRING, "Project name")),
     depends_on=("asset_basics",),
+    returns="values",
 )
 
 UNIQUE_SUBJECT_IDS = TableSpec(
@@ -114,6 +128,8 @@ UNIQUE_SUBJECT_IDS = TableSpec(
     type="metadata",
     columns=_cols(("subject_id", STRING, "Subject ID")),
     depends_on=("asset_basics",),
+    returns="values",
+    summary="Unique subject IDs across all assets",
 )
 
 UNIQUE_GENOTYPES = TableSpec(
@@ -122,6 +138,17 @@ UNIQUE_GENOTYPES = TableSpec(
     type="metadata",
     columns=_cols(("genotype", STRING, "Genotype")),
     depends_on=("asset_basics",),
+    returns="values",
+    summary="Unique genotypes across all assets that record one",
+)
+
+UNIQUE_INSTRUMENTS = TableSpec(
+    name="unique_instruments",
+    description="Unique normalized instrument IDs across all assets",
+    type="metadata",
+    columns=_cols(("instrument_id_normalized", STRING, "Normalized instrument ID")),
+    depends_on=("asset_basics",),
+    returns="values",
 )
 
 SOURCE_DATA = TableSpec(
@@ -154,6 +181,7 @@ QUALITY_CONTROL = TableSpec(
     depends_on=("asset_basics",),
     folder="qc",
     partition_key="subject_id",
+    function="qc",
 )
 
 QC_TAG_STATUS = TableSpec(
@@ -318,6 +346,7 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     UNIQUE_PROJECT_NAMES,
     UNIQUE_SUBJECT_IDS,
     UNIQUE_GENOTYPES,
+    UNIQUE_INSTRUMENTS,
     ASSET_BASICS,
     SOURCE_DATA,
     QUALITY_CONTROL,

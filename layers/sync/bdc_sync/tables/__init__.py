@@ -1,46 +1,60 @@
 """The table modules, and the one map from table name to its build.
 
-Add a table: declare its spec in ``biodata_cache.catalog``, write a module here
-with a ``TABLE`` (a RecordTable, DerivedTable or PartitionedTable), list it below.
+Add a table: declare its spec in ``biodata_cache.catalog`` and write a module here
+with its build (a RecordTable, DerivedTable or one of the chunked builds) whose
+``spec`` is the catalog's object. Nothing is listed here: every module of this package
+is imported, and each catalog table's build is the object whose ``spec`` is its spec.
+tests/sync/test_catalog_declarations.py checks that the two match one to one.
 """
 
 from __future__ import annotations
 
+import pkgutil
+from collections.abc import Iterable
+from importlib import import_module
+from types import ModuleType
+
 from bdc_sync.framework import Table
-from bdc_sync.tables import (
-    asset_basics,
-    behavior_curriculum,
-    foraging_sessions,
-    metadata_upgrade,
-    platform_exaspim,
-    platform_fib,
-    platform_qc,
-    platform_smartspim,
-    quality_control,
-    source_data,
-    time_to_qc,
-    unique_values,
-)
-from biodata_cache.catalog import TABLES, get_spec
+from biodata_cache.catalog import ALL_TABLES, TABLES, TableSpec, get_spec
 
-_BUILDS: tuple[Table, ...] = (
-    asset_basics.TABLE,
-    unique_values.PROJECT_NAMES,
-    unique_values.SUBJECT_IDS,
-    unique_values.GENOTYPES,
-    source_data.TABLE,
-    quality_control.TABLE,
-    platform_qc.TABLE,
-    platform_smartspim.TABLE,
-    platform_exaspim.TABLE,
-    platform_fib.TABLE,
-    metadata_upgrade.TABLE,
-    foraging_sessions.TABLE,
-    behavior_curriculum.TABLE,
-    time_to_qc.TABLE,
-)
 
-BUILDS: dict[str, Table] = {build.spec.name: build for build in _BUILDS}
+def builds_in(module: ModuleType) -> list[Table]:
+    """The builds a module defines or imports: objects with a catalog ``spec`` and a ``build``."""
+    found: list[Table] = []
+    for value in vars(module).values():
+        if isinstance(getattr(value, "spec", None), TableSpec) and callable(getattr(value, "build", None)):
+            if not any(value is known for known in found):
+                found.append(value)
+    return found
+
+
+def table_modules() -> list[ModuleType]:
+    """Every module of this package, imported."""
+    return [import_module(f"{__name__}.{info.name}") for info in pkgutil.iter_modules(__path__)]
+
+
+def find_builds(specs: Iterable[TableSpec], modules: Iterable[ModuleType]) -> dict[str, Table]:
+    """Table name -> the build whose spec is that table's spec object, for the specs that have one.
+
+    Raises:
+        ImportError: two different builds claim the same spec.
+    """
+    wanted = {id(spec): spec for spec in specs}
+    found: dict[str, tuple[Table, str]] = {}
+    for module in modules:
+        for build in builds_in(module):
+            spec = wanted.get(id(build.spec))
+            if spec is None:
+                continue
+            if spec.name in found and found[spec.name][0] is not build:
+                raise ImportError(
+                    f"table {spec.name} has two builds: in {found[spec.name][1]} and in {module.__name__}"
+                )
+            found.setdefault(spec.name, (build, module.__name__))
+    return {spec.name: found[spec.name][0] for spec in wanted.values() if spec.name in found}
+
+
+BUILDS: dict[str, Table] = find_builds(ALL_TABLES, table_modules())
 
 
 def build_of(name: str) -> Table:
