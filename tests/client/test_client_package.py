@@ -240,3 +240,20 @@ def test_rebuild_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     assert str(info.value) == "the dispatcher 'f' failed: boom"
     with pytest.raises(RebuildError, match=r"^name at least one table to rebuild$"):
         start_rebuild([], function_name="f", lambda_client=FakeLambda({}))
+
+
+def test_the_wheel_carries_its_types(tmp_path: Path) -> None:
+    """Users' type checkers see the annotations (py.typed) and the table functions (.pyi)."""
+    import shutil
+    import zipfile
+
+    source = tmp_path / "client"  # a copy: building writes build/ beside the sources
+    shutil.copytree(SRC.parent, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(source), "-w", str(tmp_path / "dist")],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = (tmp_path / "dist").glob("biodata_cache-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"biodata_cache/py.typed", "biodata_cache/_table_functions.pyi"} <= names
