@@ -40,7 +40,7 @@ def table_rows(spec: TableSpec) -> int:
     """Rows of a table read back through the pip client (all partitions counted)."""
     if spec.partitioned:
         return len(client.read_table(spec.name))
-    return len(getattr(client, spec.name)())
+    return len(getattr(client, spec.function_name)())
 
 
 def export_cache(stack: LocalStack, target: Path) -> int:
