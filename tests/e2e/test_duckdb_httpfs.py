@@ -148,6 +148,19 @@ def test_a_partition_filter_reads_one_subject(built: LocalStack, duck: duckdb.Du
     assert sorted(theirs.column("asset_name").to_pylist()) == sorted(ours["asset_name"].tolist())
 
 
+def test_a_bare_hive_glob_turns_numeric_subject_ids_into_bigint(
+    built: LocalStack, duck: duckdb.DuckDBPyConnection
+) -> None:
+    """Why table_query sets hive_types: without it DuckDB types subject_id from the folder
+    names (all numeric here), over the text column in the files, unlike asset_basics."""
+    qc = {entry["name"]: entry for entry in registry_tables(duck, built)}["quality_control"]
+    glob = f"{qc['location']}subject_id=*/data.pqt"
+    bare = f"SELECT subject_id FROM read_parquet('{glob}', hive_partitioning = true)"
+    assert duck.sql(bare).fetch_arrow_table().schema.field("subject_id").type == pa.int64()
+    basics = duck.sql(f"SELECT subject_id FROM read_parquet('{base_url(built)}asset_basics.pqt')")
+    assert basics.fetch_arrow_table().schema.field("subject_id").type == pa.string()
+
+
 def test_set_variables_instead_of_a_secret(built: LocalStack) -> None:
     """The older spelling: SET s3_* variables, then read_parquet of a flat table."""
     connection = httpfs_connection()
