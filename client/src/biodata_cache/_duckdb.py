@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import warnings
+import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -96,7 +97,14 @@ def sql(
     names = tables_in(cache, query)
     connection = connect(cache, names, use_cache)
     relation = connection.sql(query)
-    if lazy or relation is None:
+    if relation is None:
+        return None
+    if lazy:
+        # duckdb 1.x relations do not keep their connection alive: once this function
+        # returns, the connection would be collected and the relation fail with
+        # "Connection has already been closed" (2.x keeps it). The finalizer holds the
+        # connection until the relation is gone, then closes it.
+        weakref.finalize(relation, connection.close)
         return relation
     try:
         return to_pandas(_relation_arrow(relation))
