@@ -11,12 +11,14 @@ from bdc_sync.tables import (
     asset_basics,
     behavior_curriculum,
     foraging_sessions,
+    metadata_core,
     metadata_upgrade,
     platform_exaspim,
     platform_fib,
     platform_qc,
     platform_smartspim,
     quality_control,
+    record_consistency,
     source_data,
     time_to_qc,
     unique_values,
@@ -38,6 +40,8 @@ _BUILDS: tuple[Table, ...] = (
     foraging_sessions.TABLE,
     behavior_curriculum.TABLE,
     time_to_qc.TABLE,
+    metadata_core.TABLE,
+    record_consistency.TABLE,
 )
 
 BUILDS: dict[str, Table] = {build.spec.name: build for build in _BUILDS}
