@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import biodata_cache as client
+from bdc_local import consistency_plants
 from bdc_local import corpus as corpus_module
 from bdc_local.runner import run_and_wait
 from bdc_local.stack import LocalStack, StackConfig, local_stack
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"corpus: {len(records)} records from {corpus_path}")
     else:
         records = corpus_module.generate_corpus(args.n, seed=args.seed)
+        # A few duplicate names for the record consistency checks to find.
+        records = consistency_plants.with_duplicate_names(records, seed=args.seed)
         corpus_path = workdir / "records.jsonl"
         corpus_module.write_jsonl(records, corpus_path)
         print(f"corpus: {len(records)} generated records (seed {args.seed})")

@@ -131,6 +131,7 @@ foraging_sessions = _table_reader("foraging_sessions")
 behavior_curriculum = _table_reader("behavior_curriculum")
 time_to_qc = _table_reader("time_to_qc")
 metadata_core = _table_reader("metadata_core")
+record_consistency_results = _table_reader("record_consistency_results")  # every table has its function
 record_consistency_checks = _table_reader("record_consistency_checks")
 
 

@@ -139,7 +139,9 @@ def _listing_sha(listing: Mapping[str, str] | Sequence[str]) -> str:
 def v2_listing(ctx: BuildContext) -> dict[str, str]:
     """Every v2 record's id and _last_modified, from metadata_core (no DocDB request)."""
     core = ctx.upstream("metadata_core", columns=["_id", "_last_modified"])
-    return dict(zip(core["_id"].to_pylist(), (m or "" for m in core["_last_modified"].to_pylist()), strict=True))
+    return dict(
+        zip(core["_id"].to_pylist(), (m or "" for m in core["_last_modified"].to_pylist()), strict=True)
+    )
 
 
 def docdb_records(
@@ -198,7 +200,9 @@ class ConsistencyTable:
                 DOCDB_V1: _listing_sha(v1_listing),
                 OPEN_DATA_PREFIXES: records_sha(prefixes),
             },
-            "checks": [[check.key, check.version, check.per_record, list(check.reads)] for check in self.checks],
+            "checks": [
+                [check.key, check.version, check.per_record, list(check.reads)] for check in self.checks
+            ],
         }
         fingerprint = fingerprint_of(self.spec, self.revision, inputs)
         state_key = layout.state_key(ctx.folder, self.spec.name)
@@ -207,17 +211,25 @@ class ConsistencyTable:
             self._published_sha(ctx, spec) == state_info.metadata.get(f"{spec.name}-sha256")
             for spec in (self.spec, self.checks_spec)
         )
-        if published_ok and state_info is not None and state_info.metadata.get("input-fingerprint") == fingerprint:
+        if (
+            published_ok
+            and state_info is not None
+            and state_info.metadata.get("input-fingerprint") == fingerprint
+        ):
             return TableResult(
                 status="unchanged",
                 rows=int(state_info.metadata.get(f"{self.spec.name}-rows", 0)),
                 content_sha256=state_info.metadata.get(f"{self.spec.name}-sha256"),
                 message="no source changed since the last build",
-                companion_rows={self.checks_spec.name: int(state_info.metadata.get(f"{self.checks_spec.name}-rows", 0))},
+                companion_rows={
+                    self.checks_spec.name: int(state_info.metadata.get(f"{self.checks_spec.name}-rows", 0))
+                },
             )
 
         previous_records, previous_meta = self._previous_state(ctx, state_key, state_info)
-        previous_results = self._previous_results(ctx) if published_ok else RECORD_CONSISTENCY_RESULTS.schema.empty_table()
+        previous_results = (
+            self._previous_results(ctx) if published_ok else RECORD_CONSISTENCY_RESULTS.schema.empty_table()
+        )
         if not published_ok:
             previous_meta = {}
 
@@ -232,8 +244,11 @@ class ConsistencyTable:
         result_rows: list[dict[str, Any]] = []
         check_rows: list[dict[str, Any]] = []
         meta: dict[str, dict[str, Any]] = {}
+        evaluated: dict[str, int] = {}
         for check in self.checks:
-            rows, row, meta[check.key] = self._run(check, records, shas, previous_results, previous_meta, now)
+            rows, row, meta[check.key], evaluated[check.key] = self._run(
+                check, records, shas, previous_results, previous_meta, now
+            )
             result_rows.extend(rows)
             check_rows.append(row)
 
@@ -246,8 +261,13 @@ class ConsistencyTable:
         # State after the tables: if this PUT fails the next build only re-fetches names.
         state = pa.Table.from_pylist(
             [
-                {"source": source, "record_id": r.record_id, "name": r.name, "location": r.location,
-                 "last_modified": r.last_modified}
+                {
+                    "source": source,
+                    "record_id": r.record_id,
+                    "name": r.name,
+                    "location": r.location,
+                    "last_modified": r.last_modified,
+                }
                 for source, found in records.items()
                 if source != OPEN_DATA_PREFIXES
                 for r in found
@@ -266,11 +286,11 @@ class ConsistencyTable:
             },
         )
         crashed = [check.key for check in self.checks if meta[check.key]["status"] == CRASHED]
-        recomputed = {row["check_key"]: row["recomputed"] for row in check_rows}
-        message = f"recomputed {sum(recomputed.values())} results ({', '.join(f'{k}: {v}' for k, v in recomputed.items())})"
+        per_check = ", ".join(f"{key}: {count}" for key, count in evaluated.items())
+        message = f"evaluated {sum(evaluated.values())} results ({per_check})"
         if crashed:
             message += f"; crashed, previous results kept: {', '.join(crashed)}"
-        logger.info("record consistency", extra={"recomputed": recomputed, "crashed": crashed})
+        logger.info("record consistency", extra={"evaluated": evaluated, "crashed": crashed})
         return TableResult(
             status="succeeded" if written.changed or written_checks.changed else "unchanged",
             rows=written.rows,
@@ -288,10 +308,12 @@ class ConsistencyTable:
         previous_results: pa.Table,
         previous_meta: Mapping[str, dict[str, Any]],
         now: datetime,
-    ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
-        """One check's result rows, its checks row and its state entry."""
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any], int]:
+        """One check's result rows, its checks row, its state entry and the results it computed."""
         before = previous_meta.get(check.key, {})
-        previous_rows = previous_results.filter(pc.equal(previous_results["check_key"], check.key)).to_pylist()
+        previous_rows = previous_results.filter(
+            pc.equal(previous_results["check_key"], check.key)
+        ).to_pylist()
         inputs = {source: shas[source] for source in check.reads}
         same_version = before.get("version") == check.version
         own = records[check.source]
@@ -303,17 +325,23 @@ class ConsistencyTable:
                 if same_version
             }
         elif same_version and before.get("status") == OK and before.get("inputs") == inputs:
-            reusable = {(r["record_id"], r["name"], r["location"], r["record_last_modified"]): r for r in previous_rows}
+            reusable = {
+                (r["record_id"], r["name"], r["location"], r["record_last_modified"]): r
+                for r in previous_rows
+            }
         else:
             reusable = {}
         pending = [r for r in own if r.key not in reusable]
         try:
             answers = evaluate_check(check, pending, others) if pending else []
         except CheckCrashed as exc:
-            logger.warning("consistency check crashed; previous results kept", extra={"check": check.key, "error": str(exc)})
+            logger.warning(
+                "consistency check crashed; previous results kept",
+                extra={"check": check.key, "error": str(exc)},
+            )
             failed = sum(1 for r in previous_rows if r["result"] == FAIL)
             entry = {**before, "status": CRASHED, "error": str(exc)[:500]}
-            return previous_rows, self._check_row(check, entry, len(previous_rows), failed, 0), entry
+            return previous_rows, self._check_row(check, entry, len(previous_rows), failed, 0), entry, 0
         computed = {r.key: answer for r, answer in zip(pending, answers, strict=True)}
         rows = []
         for record in own:
@@ -343,10 +371,17 @@ class ConsistencyTable:
             "recomputed": len(pending) if ran else before.get("recomputed", 0),
         }
         failed = sum(1 for row in rows if row["result"] == FAIL)
-        return rows, self._check_row(check, entry, len(rows), failed, entry["recomputed"]), entry
+        return (
+            rows,
+            self._check_row(check, entry, len(rows), failed, entry["recomputed"]),
+            entry,
+            len(pending),
+        )
 
     @staticmethod
-    def _check_row(check: Check, entry: Mapping[str, Any], checked: int, failed: int, recomputed: int) -> dict[str, Any]:
+    def _check_row(
+        check: Check, entry: Mapping[str, Any], checked: int, failed: int, recomputed: int
+    ) -> dict[str, Any]:
         ran_at = entry.get("ran_at")
         return {
             "check_key": check.key,

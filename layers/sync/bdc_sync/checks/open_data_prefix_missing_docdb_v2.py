@@ -20,7 +20,7 @@ def has_a_record(records: Records, others: Mapping[str, Records]) -> list[bool]:
 
 CHECK = Check(
     key="open_data_prefix_missing_docdb_v2",
-    description="Fails top-level prefixes of the open-data bucket that are the location of no DocDB v2 record",
+    description="Fails top-level prefixes of the open-data bucket that no DocDB v2 record's location is",
     source=OPEN_DATA_PREFIXES,
     compares_with=(DOCDB_V2,),
     evaluate=has_a_record,
