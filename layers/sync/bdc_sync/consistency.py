@@ -258,6 +258,7 @@ class ConsistencyTable:
         checks_table = pa.Table.from_pylist(check_rows, schema=self.checks_spec.schema)
         written = ctx.write(self.spec, results, fingerprint)
         written_checks = ctx.write(self.checks_spec, checks_table, fingerprint)
+        crashed = [check.key for check in self.checks if meta[check.key]["status"] == CRASHED]
         # State after the tables: if this PUT fails the next build only re-fetches names.
         state = pa.Table.from_pylist(
             [
@@ -278,14 +279,14 @@ class ConsistencyTable:
             state_key,
             state,
             metadata={
-                "input-fingerprint": fingerprint,
+                # A crashed check is run again next time even if no source changes.
+                "input-fingerprint": f"{fingerprint}:crashed" if crashed else fingerprint,
                 f"{self.spec.name}-sha256": written.sha256,
                 f"{self.spec.name}-rows": str(written.rows),
                 f"{self.checks_spec.name}-sha256": written_checks.sha256,
                 f"{self.checks_spec.name}-rows": str(written_checks.rows),
             },
         )
-        crashed = [check.key for check in self.checks if meta[check.key]["status"] == CRASHED]
         per_check = ", ".join(f"{key}: {count}" for key, count in evaluated.items())
         message = f"evaluated {sum(evaluated.values())} results ({per_check})"
         if crashed:
