@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 from bdc_sync.fields import as_text
 from bdc_sync.framework import BuildContext, TableResult, fingerprint_of
 from biodata_cache import layout
-from biodata_cache.catalog import RECORD_CONSISTENCY_CHECKS, RECORD_CONSISTENCY_RESULTS, TableSpec
+from biodata_cache.catalog import RECORD_CONSISTENCY_CHECKS, TableSpec
 
 logger = logging.getLogger(__name__)
 
@@ -227,9 +227,7 @@ class ConsistencyTable:
             )
 
         previous_records, previous_meta = self._previous_state(ctx, state_key, state_info)
-        previous_results = (
-            self._previous_results(ctx) if published_ok else RECORD_CONSISTENCY_RESULTS.schema.empty_table()
-        )
+        previous_results = self._previous_results(ctx) if published_ok else self.spec.schema.empty_table()
         if not published_ok:
             previous_meta = {}
 
