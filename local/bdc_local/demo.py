@@ -89,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
                 status = result.tables.get(spec.built_with or spec.name, {}).get("status", "not run")
                 rows = table_rows(spec) if status in {"succeeded", "unchanged"} else 0
                 lines.append({"name": spec.name, "rows": rows, "location": location, "status": status})
+            width = max(len(line["name"]) for line in lines)
             for line in lines:
-                print(f"{line['name']:<22} {line['rows']:>9} rows  {line['location']}  [{line['status']}]")
+                name, status = line["name"], line["status"]
+                print(f"{name:<{width}} {line['rows']:>9} rows  {line['location']}  [{status}]")
             print(f"run {result.run_id} ({folder}): wall time {result.wall_seconds:.1f} s")
             if args.export:
                 copied = export_cache(stack, args.export)
