@@ -45,10 +45,14 @@ from biodata_cache.catalog import RECORD_CONSISTENCY_CHECKS, TableSpec
 
 logger = logging.getLogger(__name__)
 
-PASS, FAIL = "pass", "fail"
-DOCDB_V2, DOCDB_V1, OPEN_DATA_PREFIXES = "docdb_v2", "docdb_v1", "open_data_prefixes"
+PASS = "pass"
+FAIL = "fail"
+DOCDB_V2 = "docdb_v2"
+DOCDB_V1 = "docdb_v1"
+OPEN_DATA_PREFIXES = "open_data_prefixes"
 SOURCES = (DOCDB_V2, DOCDB_V1, OPEN_DATA_PREFIXES)
-OK, CRASHED = "ok", "crashed"
+OK = "ok"
+CRASHED = "crashed"
 NAME_PROJECTION = {"_id": 1, "name": 1, "location": 1}
 _STATE_SCHEMA = pa.schema(
     [
