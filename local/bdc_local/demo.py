@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import biodata_cache as client
+from bdc_local import consistency_plants
 from bdc_local import corpus as corpus_module
 from bdc_local.runner import run_and_wait
 from bdc_local.stack import LocalStack, StackConfig, local_stack
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"corpus: {len(records)} records from {corpus_path}")
     else:
         records = corpus_module.generate_corpus(args.n, seed=args.seed)
+        # A few duplicate names for the record consistency checks to find.
+        records = consistency_plants.with_duplicate_names(records, seed=args.seed)
         corpus_path = workdir / "records.jsonl"
         corpus_module.write_jsonl(records, corpus_path)
         print(f"corpus: {len(records)} generated records (seed {args.seed})")
@@ -87,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
                 status = result.tables.get(spec.built_with or spec.name, {}).get("status", "not run")
                 rows = table_rows(spec) if status in BUILT else 0
                 lines.append({"name": spec.name, "rows": rows, "location": location, "status": status})
+            width = max(len(line["name"]) for line in lines)
             for line in lines:
-                print(f"{line['name']:<22} {line['rows']:>9} rows  {line['location']}  [{line['status']}]")
+                name, status = line["name"], line["status"]
+                print(f"{name:<{width}} {line['rows']:>9} rows  {line['location']}  [{status}]")
             print(f"run {result.run_id} ({folder}): wall time {result.wall_seconds:.1f} s")
             if args.export:
                 copied = export_cache(stack, args.export)

@@ -590,7 +590,7 @@ def evaluate(expr: Any, root: Mapping[str, Any]) -> Any:
 
     Supported: ``"$path"`` references, ``"$$ROOT"``/``"$$CURRENT"``/``"$$REMOVE"``,
     literals, object and array expressions, and the operators ``$literal``,
-    ``$ifNull``, ``$size``, ``$concat``, ``$arrayElemAt``, ``$toString``.
+    ``$ifNull``, ``$eq``, ``$ne``, ``$size``, ``$concat``, ``$arrayElemAt``, ``$toString``.
     """
     if isinstance(expr, str):
         if expr.startswith("$$"):
@@ -632,6 +632,17 @@ def _evaluate_operator(op: str, arg: Any, root: Mapping[str, Any]) -> Any:
             if value is not MISSING and value is not None:
                 return value
         return evaluate(args[-1], root)
+    if op in ("$eq", "$ne"):
+        # Aggregation comparison: a missing field is not null ({"$eq": ["$gone", null]}
+        # is false in Mongo), so metadata_core wraps its fields in $ifNull first.
+        if len(args) != 2:
+            raise QueryError(f"{op} needs two arguments")
+        left, right = evaluate(args[0], root), evaluate(args[1], root)
+        if left is MISSING or right is MISSING:
+            same = left is right
+        else:
+            same = mongo_equal(left, right)
+        return same if op == "$eq" else not same
     if op == "$size":
         value = evaluate(args[0], root)
         if not isinstance(value, list):

@@ -109,7 +109,7 @@ class LocalStack:
         the foraging sessions pickle in aind-behavior-data, v1 records in the DocDB
         API, and the upgrader's custom table metadata_upgrade_status_prod.
         """
-        from bdc_local import corpus, sources
+        from bdc_local import consistency_plants, corpus, sources
         from biodata_cache import layout
 
         s3 = self.s3()
@@ -118,6 +118,12 @@ class LocalStack:
         self.docdb_admin("upsert?version=v1", v1)
         frame = sources.metadata_upgrade_status(records, v1, seed=seed)
         sources.write_upgrade_status(s3, frame, bucket=self.config.bucket, folder=layout.package_folder())
+        # What the record consistency checks must find (duplicate v2 names are planted
+        # into the corpus itself: consistency_plants.with_duplicate_names).
+        consistency_plants.plant_sources(s3, self.upsert_v1, records, seed=seed)
+
+    def upsert_v1(self, records: list[dict[str, Any]]) -> Any:
+        return self.docdb_admin("upsert?version=v1", records)
 
     def docdb_admin(self, path: str, payload: Any | None = None) -> Any:
         """Call the local DocDB API's admin endpoints (stats, config, upsert, delete)."""

@@ -221,6 +221,67 @@ def _made_tables() -> dict[str, pa.Table]:
                 }
             ],
         ),
+        **consistency_tables(),
+    }
+
+
+def consistency_tables() -> dict[str, pa.Table]:
+    """metadata_core and the record consistency tables (one failing record per check)."""
+    core = {c: True for c in catalog.CORE_FILES}
+    checked = RUN_TIME
+    result = {"record_last_modified": "2026-01-01T00:00:00Z", "checked_at": checked}
+    return {
+        "metadata_core": _t(
+            catalog.METADATA_CORE,
+            [
+                {"_id": "id001", "_last_modified": "2026-01-01T00:00:00Z", **core},
+                {"_id": "id002", "_last_modified": "2026-01-01T00:00:00Z", **core, "quality_control": False},
+            ],
+        ),
+        "record_consistency_results": _t(
+            catalog.RECORD_CONSISTENCY_RESULTS,
+            [
+                {
+                    "check_key": "docdb_duplicate_name_v2",
+                    "record_id": "id001",
+                    "name": RAW_A,
+                    "result": "pass",
+                    **result,
+                },
+                {
+                    "check_key": "docdb_duplicate_name_v2",
+                    "record_id": "id002",
+                    "name": DER_A1,
+                    "result": "fail",
+                    **result,
+                },
+                {
+                    "check_key": "docdb_v1_name_missing_in_v2",
+                    "record_id": "v1-1",
+                    "name": "old",
+                    "result": "fail",
+                    **result,
+                },
+            ],
+        ),
+        "record_consistency_checks": _t(
+            catalog.RECORD_CONSISTENCY_CHECKS,
+            [
+                {
+                    "check_key": key,
+                    "description": key,
+                    "reads": ["docdb_v2"],
+                    "per_record": False,
+                    "version": 1,
+                    "status": "ok",
+                    "records_checked": checked_rows,
+                    "failed": 1,
+                    "recomputed": checked_rows,
+                    "ran_at": checked,
+                }
+                for key, checked_rows in (("docdb_duplicate_name_v2", 2), ("docdb_v1_name_missing_in_v2", 1))
+            ],
+        ),
     }
 
 

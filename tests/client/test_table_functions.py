@@ -120,7 +120,7 @@ def test_type_checkers_see_every_public_name() -> None:
 
 # -- the READMEs' sentence ---------------------------------------------------------------
 _SENTENCE = re.compile(
-    r"Every table has a function with its 0\.x name: (?P<values>.*?) return lists\. "
+    r"Every table has a function, named as in 0\.x for the tables 0\.x had: (?P<values>.*?) return lists\. "
     # "return DataFrames, and so does `record_consistency(...)`." may name a non-table function.
     r"(?P<frames>.*?) return DataFrames(?:, [^.]*)?\. So do (?P<partitioned>.*?)\. ",
     re.DOTALL,

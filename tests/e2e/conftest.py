@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import biodata_cache as client
+from bdc_local.consistency_plants import with_duplicate_names
 from bdc_local.corpus import generate_corpus, write_jsonl
 from bdc_local.stack import LocalStack, StackConfig, local_stack
 
@@ -22,7 +23,8 @@ def corpus_with_real_records(real_records: dict[str, dict], n: int, seed: int) -
 # are restored when the module is done.
 @pytest.fixture(scope="module")
 def corpus(real_records: dict[str, dict]) -> list[dict]:
-    return corpus_with_real_records(real_records, 300, seed=7)
+    # With a few duplicate names planted for the record consistency checks to find.
+    return with_duplicate_names(corpus_with_real_records(real_records, 300, seed=7), seed=7)
 
 
 @pytest.fixture(scope="module")

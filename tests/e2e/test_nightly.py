@@ -41,6 +41,16 @@ FIRST_TABLES = {
 FOLDER = layout.package_folder()
 
 
+# Tables that list DocDB themselves (the others select their records from asset_basics).
+LISTING_TABLES = ("asset_basics", "metadata_core", "record_consistency_results")
+
+
+def v1_count(stack: LocalStack) -> int:
+    from bdc_sync.docdb import DocDB
+
+    return DocDB(stack.docdb_host, version="v1", plain_http=True).count()
+
+
 def read_json(stack: LocalStack, key: str) -> dict | list:
     body = stack.s3().get_object(Bucket=stack.config.bucket, Key=key)["Body"].read()
     return json.loads(body)
@@ -130,16 +140,25 @@ def test_unchanged_corpus_fetches_only_the_listing(stack: LocalStack, corpus: li
         for t in FIRST_TABLES
         for key in [t]
     }
+    v1_records = v1_count(stack)
     stack.docdb_admin("reset_stats", {})
     result = run_and_wait(stack, workers=4, timeout=600)
     stats = stack.docdb_admin("stats")
     rebuilt = {name for name, item in result.tables.items() if item["status"] != "unchanged"}
     # time_to_qc is the one table whose content depends on the clock (pending QC is "now").
     assert rebuilt <= {"time_to_qc"}, {n: result.tables[n]["message"] for n in rebuilt}
-    # One page of `_id, _last_modified` and nothing else: no record fetched in full.
+    # Pages of `_id, _last_modified` and nothing else: no record fetched in full.
     assert stats["requests_by_endpoint"]["aggregate"] == 0
-    assert stats["records_returned"] == len(corpus)
-    assert stats["requests_total"] == result.tables["asset_basics"]["docdb_requests"]
+    listed = {name: int(result.tables[name]["docdb_records"]) for name in LISTING_TABLES}
+    assert listed == {
+        "asset_basics": len(corpus),
+        "metadata_core": len(corpus),
+        "record_consistency_results": v1_records,
+    }
+    assert stats["records_returned"] == sum(listed.values())
+    assert stats["requests_total"] == sum(
+        int(result.tables[name]["docdb_requests"]) for name in LISTING_TABLES
+    )
     after = {
         t: stack.s3().head_object(Bucket=stack.config.bucket, Key=layout.table_key(FOLDER, t))["ETag"]
         for t in FIRST_TABLES
@@ -150,6 +169,7 @@ def test_unchanged_corpus_fetches_only_the_listing(stack: LocalStack, corpus: li
 def test_one_percent_changed_fetches_only_those(stack: LocalStack, corpus: list[dict]) -> None:
     changed = mutate_records(corpus, 0.01, seed=3)
     assert changed
+    v1_records = v1_count(stack)
     stack.docdb_admin("upsert?version=v2", changed)
     stack.docdb_admin("reset_stats", {})
     result = run_and_wait(stack, workers=4, timeout=600)
@@ -157,9 +177,15 @@ def test_one_percent_changed_fetches_only_those(stack: LocalStack, corpus: list[
     fetched = {name: int(item.get("docdb_records") or 0) for name, item in result.tables.items()}
     # asset_basics: the `_id, _last_modified` listing of every record, then exactly
     # the changed records; every other table fetches at most the changed records.
-    assert fetched.pop("asset_basics") == len(corpus) + len(changed)
+    # metadata_core lists every record too; record consistency lists v1, fetches changed names.
+    listings = {name: fetched.pop(name) for name in LISTING_TABLES}
+    assert listings == {
+        "asset_basics": len(corpus) + len(changed),
+        "metadata_core": len(corpus) + len(changed),
+        "record_consistency_results": v1_records + len(changed),
+    }
     assert all(count <= len(changed) for count in fetched.values()), [i for i in fetched.items() if i[1]]
-    assert stats["records_returned"] == len(corpus) + len(changed) + sum(fetched.values())
+    assert stats["records_returned"] == sum(listings.values()) + sum(fetched.values())
     assert result.tables["asset_basics"]["status"] == "succeeded"
     # Only the subjects of changed records get their qc/ and qc_tag_status/ files rewritten.
     subjects = {r["subject"]["subject_id"] for r in changed if isinstance(r.get("subject"), dict)}

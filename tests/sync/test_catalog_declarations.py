@@ -149,8 +149,11 @@ def test_two_builds_of_one_table_are_refused() -> None:
 
 
 def readme_tables(readme: str) -> list[str]:
-    """The table names in the first column of README's "Tables" list, in order."""
-    section = readme.split("\n## Tables\n", 1)[1].split("\n## ", 1)[0]
+    """The table names in the first column of README's "Tables" list, in order.
+
+    The list is the section's own text, before its subsections (which have tables of
+    their own, e.g. the consistency checks')."""
+    section = readme.split("\n## Tables\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
     names: list[str] = []
     for line in section.splitlines():
         if line.startswith("| `"):

@@ -25,6 +25,11 @@ _DOTTED = re.compile(r"`([a-z_]+)\.([a-z_]+)`")
 # An entry for a table the spec describes, or that the catalog lacks, fails the tests.
 NOT_IN_TABLES_MD: dict[str, str] = {
     "unique_instruments": "the instruments' list beside the projects', subjects' and genotypes' (issue 14)",
+    # Tables the old package added in its releases after 0.33.2, which tables.md (0.33.2's
+    # semantics) does not describe; their meaning is in README's table list (issue 15).
+    "metadata_core": "a later release's table: which core files each v2 record has",
+    "record_consistency_results": "a later release's table: per record and check, pass or fail",
+    "record_consistency_checks": "a later release's table: one row per consistency check",
 }
 
 

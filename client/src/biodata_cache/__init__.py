@@ -18,6 +18,7 @@ from biodata_cache._version import __version__ as __version__
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(
         (
+            "record_consistency",
             "read_table",
             "raw_to_derived",
             "custom",
@@ -103,6 +104,7 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
         qc_tag_status,
         raw_to_derived,
         read_table,
+        record_consistency,
         run_report,
         sql,
     )

@@ -12,10 +12,13 @@ from biodata_cache.reader import Filters
 __all__ = [
     "behavior_curriculum",
     "foraging_sessions",
+    "metadata_core",
     "metadata_upgrade",
     "platform_exaspim",
     "platform_fib",
     "platform_smartspim",
+    "record_consistency_checks",
+    "record_consistency_results",
     "source_data",
     "time_to_qc",
     "unique_genotypes",
@@ -159,3 +162,42 @@ def time_to_qc(
 
     Columns: name, process_end_time, qc_time. Arguments as for ``asset_basics``.
     """
+
+
+def metadata_core(
+    columns: Sequence[str] | None = None,
+    filters: Filters | None = None,
+    *,
+    version: str | None = None,
+    use_cache: bool | None = None,
+) -> pd.DataFrame:
+    """Presence of the core metadata files of each DocDB v2 record, one row per record.
+
+    Columns: _id, _last_modified, subject, data_description, procedures, instrument, acquisition, processing, quality_control. Arguments as for ``asset_basics``.
+    """  # noqa: E501
+
+
+def record_consistency_results(
+    columns: Sequence[str] | None = None,
+    filters: Filters | None = None,
+    *,
+    version: str | None = None,
+    use_cache: bool | None = None,
+) -> pd.DataFrame:
+    """Record consistency results, one row per checked record and check.
+
+    Columns: check_key, record_id, name, location, record_last_modified, result, checked_at. Arguments as for ``asset_basics``.
+    """  # noqa: E501
+
+
+def record_consistency_checks(
+    columns: Sequence[str] | None = None,
+    filters: Filters | None = None,
+    *,
+    version: str | None = None,
+    use_cache: bool | None = None,
+) -> pd.DataFrame:
+    """Record consistency checks, one row per check.
+
+    Columns: check_key, description, reads, per_record, version, status, error, records_checked, failed, recomputed, ran_at. Arguments as for ``asset_basics``.
+    """  # noqa: E501

@@ -121,6 +121,35 @@ def table_function(spec: TableSpec) -> Callable[..., Any]:
     return read
 
 
+def record_consistency(
+    check: str | None = None,
+    failed_only: bool = False,
+    *,
+    columns: Sequence[str] | None = None,
+    version: str | None = None,
+    use_cache: bool | None = None,
+) -> pd.DataFrame:
+    """Record consistency results, one row per checked record and check.
+
+    Args:
+        check: Keep one check's rows (a ``check_key`` of ``record_consistency_checks()``).
+        failed_only: Keep only the records that failed.
+        columns, version, use_cache: as for ``asset_basics``.
+
+    Raises:
+        ValueError: ``check`` is not a check of this cache version (the message lists them).
+    """
+    filters: list[tuple[str, str, str]] = []
+    if check is not None:
+        known = _read("record_consistency_checks", ["check_key"], None, version, use_cache)["check_key"]
+        if check not in set(known):
+            raise ValueError(f"unknown check {check!r}; checks: {', '.join(sorted(known))}")
+        filters.append(("check_key", "=", check))
+    if failed_only:
+        filters.append(("result", "=", "fail"))
+    return _read("record_consistency_results", columns, filters or None, version, use_cache)
+
+
 def read_table(
     table: str,
     columns: Sequence[str] | None = None,

@@ -342,6 +342,64 @@ TIME_TO_QC = TableSpec(
     depends_on=("asset_basics",),
 )
 
+CORE_FILES = (
+    "subject",
+    "data_description",
+    "procedures",
+    "instrument",
+    "acquisition",
+    "processing",
+    "quality_control",
+)
+
+METADATA_CORE = TableSpec(
+    name="metadata_core",
+    description="Presence of the core metadata files of each DocDB v2 record, one row per record",
+    type="metadata",
+    columns=_cols(
+        ("_id", STRING, "DocDB record ID"),
+        ("_last_modified", STRING, "When the DocDB record last changed (ISO text as stored)"),
+        *((core, pa.bool_(), f"Whether the record's {core} is present and not null") for core in CORE_FILES),
+    ),
+)
+
+RECORD_CONSISTENCY_RESULTS = TableSpec(
+    name="record_consistency_results",
+    description="Record consistency results, one row per checked record and check",
+    type="metadata",
+    columns=_cols(
+        ("check_key", STRING, "The check (joins record_consistency_checks)"),
+        ("record_id", STRING, "DocDB record ID, or the prefix (with its slash) for an S3 prefix"),
+        ("name", STRING, "Record name (the prefix without its slash for an S3 prefix)"),
+        ("location", STRING, "S3 location of the record (s3://bucket/prefix for an S3 prefix)"),
+        ("record_last_modified", STRING, "The record's _last_modified when it was checked, null if none"),
+        ("result", STRING, "pass or fail"),
+        ("checked_at", UTC_TIME, "When this result was computed (kept while it is reused)"),
+    ),
+    depends_on=("metadata_core",),
+)
+
+RECORD_CONSISTENCY_CHECKS = TableSpec(
+    name="record_consistency_checks",
+    description="Record consistency checks, one row per check",
+    type="metadata",
+    columns=_cols(
+        ("check_key", STRING, "Check identifier (its module's name)"),
+        ("description", STRING, "What the check fails"),
+        ("reads", STRINGS, "Sources the check reads: docdb_v2, docdb_v1, open_data_prefixes"),
+        ("per_record", pa.bool_(), "Whether a record's result depends on that record alone"),
+        ("version", pa.int32(), "The check's version; a new version recomputes every result"),
+        ("status", STRING, "ok, or crashed (the previous results are kept)"),
+        ("error", STRING, "Why the check crashed in the last run, null if it did not"),
+        ("records_checked", pa.int64(), "Records with a result in record_consistency_results"),
+        ("failed", pa.int64(), "Records that failed the check"),
+        ("recomputed", pa.int64(), "Results computed (not reused) by the run that last changed this row"),
+        ("ran_at", UTC_TIME, "When the check last computed results"),
+    ),
+    depends_on=("metadata_core",),
+    built_with="record_consistency_results",
+)
+
 ALL_TABLES: tuple[TableSpec, ...] = (
     UNIQUE_PROJECT_NAMES,
     UNIQUE_SUBJECT_IDS,
@@ -359,6 +417,9 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     FORAGING_SESSIONS,
     BEHAVIOR_CURRICULUM,
     TIME_TO_QC,
+    METADATA_CORE,
+    RECORD_CONSISTENCY_RESULTS,
+    RECORD_CONSISTENCY_CHECKS,
 )
 
 TABLES: dict[str, TableSpec] = {spec.name: spec for spec in ALL_TABLES}

@@ -23,7 +23,7 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -384,6 +384,9 @@ class DocDB:
             }
 
 
-def projection_of(paths: Iterable[str]) -> dict[str, int]:
-    """A Mongo inclusion projection from dotted paths."""
+def projection_of(paths: Iterable[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """A Mongo inclusion projection from dotted paths; a mapping is taken as the projection
+    itself (computed fields, e.g. metadata_core's presence flags)."""
+    if isinstance(paths, Mapping):
+        return dict(paths)
     return {path: 1 for path in paths}

@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
@@ -365,7 +365,8 @@ class RecordTable:
 
     spec: TableSpec
     listing: Listing
-    projection: tuple[str, ...]
+    # Dotted paths, or a whole projection with computed fields (metadata_core).
+    projection: tuple[str, ...] | Mapping[str, Any]
     rows: Callable[[dict], Iterable[Row]]
     finish: Callable[[pa.Table, BuildContext], pa.Table] | None = None
     sort_by: tuple[str, ...] = ()
