@@ -84,7 +84,7 @@ from typing import IO, Any
 
 Record = dict[str, Any]
 
-FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
+FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"
 FIXTURE_NAMES: tuple[str, ...] = ("vr_foraging_raw", "vr_foraging_derived", "pophys_derived", "fib_derived")
 
 OPEN_DATA_BUCKET = "aind-open-data"
