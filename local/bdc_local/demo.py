@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 import biodata_cache as client
 from bdc_local import consistency_plants
 from bdc_local import corpus as corpus_module
@@ -90,10 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 status = result.tables.get(spec.built_with or spec.name, {}).get("status", "not run")
                 rows = table_rows(spec) if status in BUILT else 0
                 lines.append({"name": spec.name, "rows": rows, "location": location, "status": status})
-            width = max(len(line["name"]) for line in lines)
-            for line in lines:
-                name, status = line["name"], line["status"]
-                print(f"{name:<{width}} {line['rows']:>9} rows  {line['location']}  [{status}]")
+            print(pd.DataFrame(lines, columns=["name", "rows", "location", "status"]).to_string(index=False))
             print(f"run {result.run_id} ({folder}): wall time {result.wall_seconds:.1f} s")
             if args.export:
                 copied = export_cache(stack, args.export)

@@ -32,7 +32,7 @@ def test_tables(run: Any, local_root: Path) -> None:
     lines = out.splitlines()
     assert lines[0] == f"{local_root.as_uri()}/{FOLDER}/"
     assert lines[1].split() == ["TABLE", "TYPE", "PARTITIONED", "BY", "ROWS", "LAST", "BUILT", "STATUS"]
-    basics = next(line for line in lines if line.startswith("asset_basics "))
+    basics = next(line for line in lines if line.split()[:1] == ["asset_basics"])
     assert basics.split() == ["asset_basics", "metadata", "-", "8", "2026-01-01T00:10:00+00:00", "ok"]
     assert len(lines) == 2 + len(catalog.ALL_TABLES)
 

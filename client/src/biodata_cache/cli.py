@@ -90,24 +90,25 @@ def _print_frame(frame: Any, max_rows: int) -> None:
 
 
 def _cmd_tables(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     cache = _cache(args)
     registry = cache.registry()
-    rows = [("TABLE", "TYPE", "PARTITIONED BY", "ROWS", "LAST BUILT", "STATUS")]
-    for t in registry.tables:
-        rows.append(
-            (
-                t.name,
-                t.type,
-                t.partition_key or "-",
-                "-" if t.rows is None else f"{t.rows:,}",
-                t.last_built or "-",
-                t.status or "-",
-            )
+    columns = ["TABLE", "TYPE", "PARTITIONED BY", "ROWS", "LAST BUILT", "STATUS"]
+    rows = [
+        (
+            t.name,
+            t.type,
+            t.partition_key or "-",
+            "-" if t.rows is None else f"{t.rows:,}",
+            t.last_built or "-",
+            t.status or "-",
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for t in registry.tables
+    ]
     print(f"{cache.config.root_url}{registry.version}/")
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    # pandas lays out the columns; a frame without rows would print "Empty DataFrame" instead.
+    print(pd.DataFrame(rows, columns=columns).to_string(index=False) if rows else "  ".join(columns))
 
 
 def _cmd_head(args: argparse.Namespace) -> None:
