@@ -624,7 +624,12 @@ _ADMIN_ROUTES = Map(
 # HTTP plumbing
 # --------------------------------------------------------------------------------------
 class _HTTPServer(ThreadingHTTPServer):
-    """Threading HTTP server that remembers open connections so stop() can close them."""
+    """Threading HTTP server that remembers open connections so stop() can close them.
+
+    The standard library's rather than ``werkzeug.serving``'s (whose routing the
+    stand-in uses): werkzeug's development server closes the connection after every
+    response, and the real gateway, like this server, keeps it alive for the session.
+    """
 
     daemon_threads = True
     request_queue_size = 128
