@@ -65,6 +65,9 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+
 from bdc_local import mongo, record_sizes
 
 log = logging.getLogger(__name__)
@@ -591,12 +594,42 @@ _FAULT_MESSAGES = {
     504: "Endpoint request timed out",
 }
 
+# The routes, matched on the raw (still percent-encoded) path. Werkzeug lets GET rules
+# take HEAD too, but the HTTP handler below has no HEAD method (answered 501, as before).
+_API_ROUTES = Map(
+    [
+        # Methods are checked after the version (ENDPOINT_METHODS), as before: an unknown
+        # version answers 404 whatever the method.
+        Rule(f"/<version>/{DATABASE}/{COLLECTION}/{endpoint}", endpoint=endpoint)
+        for endpoint in ENDPOINTS
+    ],
+    merge_slashes=False,
+).bind("")
+# Test-only endpoints, exempt from the gateway model (throttling, faults, statistics).
+_ADMIN_ROUTES = Map(
+    [
+        Rule("/_admin/health", methods=["GET"], endpoint="health"),
+        Rule("/_admin/stats", methods=["GET"], endpoint="stats"),
+        Rule("/_admin/requests", methods=["GET"], endpoint="requests"),
+        Rule("/_admin/reset_stats", methods=["POST"], endpoint="reset_stats"),
+        Rule("/_admin/config", methods=["GET", "POST"], endpoint="config"),
+        Rule("/_admin/upsert", methods=["POST"], endpoint="upsert"),
+        Rule("/_admin/delete", methods=["POST"], endpoint="delete"),
+    ],
+    merge_slashes=False,
+).bind("")
+
 
 # --------------------------------------------------------------------------------------
 # HTTP plumbing
 # --------------------------------------------------------------------------------------
 class _HTTPServer(ThreadingHTTPServer):
-    """Threading HTTP server that remembers open connections so stop() can close them."""
+    """Threading HTTP server that remembers open connections so stop() can close them.
+
+    The standard library's rather than ``werkzeug.serving``'s (whose routing the
+    stand-in uses): werkzeug's development server closes the connection after every
+    response, and the real gateway, like this server, keeps it alive for the session.
+    """
 
     daemon_threads = True
     request_queue_size = 128
@@ -959,7 +992,7 @@ class DocDBServer:
         """Answer one HTTP request (called from the handler threads)."""
         if path.startswith("/_admin/"):
             try:
-                return self._admin(method, path[len("/_admin/") :], query, body)
+                return self._admin(method, path, query, body)
             except (ValueError, TypeError) as exc:
                 return _error(400, str(exc))
         with self._config_lock:
@@ -1068,13 +1101,16 @@ class DocDBServer:
         started = time.perf_counter()
         with self._config_lock:
             config = self._config
-        parts = path.strip("/").split("/")
         gateway_routes = config.unknown_route_status == 403
-        if len(parts) != 4 or parts[1:3] != [DATABASE, COLLECTION] or parts[3] not in ENDPOINTS:
+        # Matched on the path without its outer slashes, as the gateway's resource paths.
+        routed = "/" + path.strip("/")
+        try:
+            endpoint, arguments = _API_ROUTES.match(routed, method)
+        except NotFound:
             if gateway_routes:
                 return _error(403, _FAULT_MESSAGES[403])
             return _error(config.unknown_route_status, f"Not Found: {path}")
-        version, endpoint = parts[0], parts[3]
+        version = arguments["version"]
         if version not in self._collections:
             if gateway_routes:
                 return _error(403, _FAULT_MESSAGES[403], endpoint)
@@ -1164,20 +1200,14 @@ class DocDBServer:
             filtered = collection.count(filter_query) if filter_query is not None else total
         return _json_response(200, {"total_record_count": total, "filtered_record_count": filtered})
 
-    def _admin(self, method: str, name: str, query: str, body: bytes) -> _Response:
+    def _admin(self, method: str, path: str, query: str, body: bytes) -> _Response:
         params = {k: v[-1] for k, v in parse_qs(query).items()}
-        routes: dict[str, tuple[str, ...]] = {
-            "health": ("GET",),
-            "stats": ("GET",),
-            "requests": ("GET",),
-            "reset_stats": ("POST",),
-            "config": ("GET", "POST"),
-            "upsert": ("POST",),
-            "delete": ("POST",),
-        }
-        if name not in routes:
+        name = path[len("/_admin/") :]
+        try:
+            name, _ = _ADMIN_ROUTES.match(path, method)
+        except NotFound:
             return _error(404, f"unknown admin endpoint: {name}")
-        if method not in routes[name]:
+        except MethodNotAllowed:
             return _error(405, f"{method} not allowed on /_admin/{name}")
 
         def payload(kind: type) -> Any:

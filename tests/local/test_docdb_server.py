@@ -270,6 +270,46 @@ def test_protocol_errors(server: DocDBServer) -> None:
     assert requests.post(f"{base}/find", timeout=5).status_code == 405
 
 
+def test_routes(server: DocDBServer) -> None:
+    base = f"{server.url}/v2/metadata_index/data_assets"
+    assert requests.get(f"{base}/count_documents/", timeout=5).status_code == 200  # outer slashes
+    doubled = requests.get(f"{server.url}/v2/metadata_index//data_assets/find", timeout=5)
+    assert doubled.status_code == 404
+    assert doubled.json() == {"message": "Not Found: /v2/metadata_index//data_assets/find"}
+    # The version is checked before the method.
+    unknown_version = requests.post(f"{server.url}/v3/metadata_index/data_assets/find", timeout=5)
+    assert unknown_version.status_code == 404
+    assert unknown_version.json() == {"message": "unknown API version: v3"}
+    wrong_method = requests.get(f"{base}/aggregate", timeout=5)
+    assert wrong_method.status_code == 405 and wrong_method.headers["Allow"] == "POST"
+    assert wrong_method.json() == {"message": "GET not allowed on aggregate"}
+    assert requests.head(f"{base}/find", timeout=5).status_code == 501  # no HEAD, as before
+    by_endpoint = server.stats()["requests_by_endpoint"]
+    assert by_endpoint == {"find": 1, "aggregate": 1, "count_documents": 1, "other": 1}
+    admin = f"{server.url}/_admin"
+    wrong_admin_method = requests.post(f"{admin}/health", timeout=5)
+    assert wrong_admin_method.json() == {"message": "POST not allowed on /_admin/health"}
+    unknown_admin = requests.get(f"{admin}/health/", timeout=5)
+    assert unknown_admin.json() == {"message": "unknown admin endpoint: health/"}
+    assert requests.get(f"{admin}/upsert", timeout=5).status_code == 405
+
+
+def test_gateway_routes_answer_403_missing_authentication_token() -> None:
+    with DocDBServer([], profile="gateway", settings={"latency_ms": 0.0, "per_mb_ms": 0.0}) as gateway:
+        base = f"{gateway.url}/v2/metadata_index/data_assets"
+        for method, url in [
+            ("GET", f"{gateway.url}/v2/metadata_index/other/find"),
+            ("GET", f"{gateway.url}/v3/metadata_index/data_assets/find"),
+            ("POST", f"{base}/find"),
+            ("GET", f"{base}/aggregate"),
+        ]:
+            answer = requests.request(method, url, timeout=5)
+            assert answer.status_code == 403
+            assert answer.content == b'{"message":"Missing Authentication Token"}'
+            assert "Allow" not in answer.headers
+        assert requests.get(f"{base}/count_documents", timeout=5).status_code == 200
+
+
 def test_client_surfaces_bad_request(client: MetadataDbClient) -> None:
     with pytest.raises(requests.HTTPError) as caught:
         client.aggregate_docdb_records([{"$bogus": 1}])
