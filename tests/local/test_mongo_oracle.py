@@ -30,6 +30,7 @@ import mongomock
 import pytest
 
 from bdc_local import mongo
+from bdc_local.docdb_server import Collection
 from bdc_local.corpus import generate_corpus
 from bdc_local.corpus.malformed import malformed_records
 from bdc_sync import consistency, tables
@@ -72,6 +73,13 @@ def _table_projections() -> dict[str, dict[str, Any]]:
 
 
 PROJECTIONS = _table_projections()
+
+
+@pytest.fixture(scope="module")
+def stand_in() -> Collection:
+    """The server's collection: its indexes answer ``_id``/``subject.subject_id`` lookups
+    without the evaluator, so it is checked against the oracle too."""
+    return Collection(copy.deepcopy(RECORDS))
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +133,16 @@ def test_filters_and_counts_agree(collection: Any, name: str) -> None:
     assert _by_id(ours) == _by_id(theirs)
     assert len(ours) == collection.count_documents(copy.deepcopy(query))
     assert ours, f"{name}: a filter that matches nothing checks nothing"
+
+
+@pytest.mark.parametrize("name", list(FILTERS))
+def test_the_servers_indexed_lookups_agree(collection: Any, stand_in: Collection, name: str) -> None:
+    query = FILTERS[name]
+    theirs = list(collection.find(copy.deepcopy(query)).sort([("_id", 1)]))
+    assert stand_in.select(copy.deepcopy(query), {"_id": 1}) == theirs
+    assert stand_in.count(copy.deepcopy(query)) == len(theirs)
+    pipeline = [{"$match": copy.deepcopy(query)}, {"$project": PROJECTIONS["metadata_core"]}]
+    assert _by_id(stand_in.aggregate(pipeline)) == _by_id(list(collection.aggregate(copy.deepcopy(pipeline))))
 
 
 @pytest.mark.parametrize("limit", [1, 50, 1000])
