@@ -23,6 +23,7 @@ import copy
 import importlib
 import json
 import pkgutil
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,9 @@ import mongomock
 import pytest
 
 from bdc_local import mongo
-from bdc_local.docdb_server import Collection
 from bdc_local.corpus import generate_corpus
 from bdc_local.corpus.malformed import malformed_records
+from bdc_local.docdb_server import Collection
 from bdc_sync import consistency, tables
 from bdc_sync.docdb import projection_of
 from bdc_sync.tables import metadata_upgrade, platform_smartspim
@@ -120,7 +121,7 @@ FILTERS: dict[str, dict[str, Any]] = {
     "$and of a filter and the page": {
         "$and": [{"subject.subject_id": {"$in": _subject_ids()}}, {"_id": {"$gt": _ids()[40]}}]
     },
-    "_id $in a batch": {"_id": {"$in": _ids()[::9] + ["no-such-id"]}},
+    "_id $in a batch": {"_id": {"$in": [*_ids()[::9], "no-such-id"]}},
     "subject $in (fetch_where_in)": {"subject.subject_id": {"$in": _subject_ids()}},
 }
 
@@ -147,7 +148,7 @@ def test_the_servers_indexed_lookups_agree(collection: Any, stand_in: Collection
 
 @pytest.mark.parametrize("limit", [1, 50, 1000])
 def test_the_paged_listing_agrees(collection: Any, limit: int) -> None:
-    """``DocDB._list_pages``: ``_id``/``_last_modified``, sorted by ``_id``, limited, then ``$gt`` the last."""
+    """``DocDB._list_pages``: two fields sorted by ``_id``, limited, then ``$gt`` the last ``_id``."""
     projection = PROJECTIONS["docdb listing"]
     last: Any = None
     pages = 0
@@ -234,3 +235,43 @@ def test_group_counts_agree(collection: Any) -> None:
 
     assert sorted(ours, key=key) == sorted(theirs, key=key)
     assert any(doc["_id"] is None for doc in ours), "records without a subject id form the null bucket"
+
+
+# Real MongoDB operators the production code never sends, so the stand-in does not
+# evaluate them: each must be refused with a QueryError naming it (HTTP 400 from the
+# server), the way DocumentDB refuses what it does not support, never answered wrongly.
+UNSUPPORTED_FILTERS: dict[str, dict[str, Any]] = {
+    "$comment": {"$comment": "why", "name": "x"},
+    "$where": {"$where": "this.name"},
+    "$expr": {"$expr": {"$eq": ["$name", "x"]}},
+    "$mod": {"subject.subject_id": {"$mod": [2, 0]}},
+}
+UNSUPPORTED_PIPELINES: dict[str, list[dict[str, Any]]] = {
+    "$addFields": [{"$addFields": {"n": 1}}],
+    "$set": [{"$set": {"n": 1}}],
+    "$unset": [{"$unset": "name"}],
+    "$replaceWith": [{"$replaceWith": "$subject"}],
+    "$lookup": [{"$lookup": {"from": "x", "localField": "a", "foreignField": "b", "as": "c"}}],
+    "$avg": [{"$group": {"_id": None, "n": {"$avg": "$v"}}}],
+    "$size": [{"$project": {"n": {"$size": "$tags"}}}],
+    "$concat": [{"$project": {"n": {"$concat": ["$name", "x"]}}}],
+    "$arrayElemAt": [{"$project": {"n": {"$arrayElemAt": ["$tags", 0]}}}],
+    "$toString": [{"$project": {"n": {"$toString": "$name"}}}],
+    "$$ROOT": [{"$project": {"n": "$$ROOT"}}],
+}
+
+
+@pytest.mark.parametrize("name", list(UNSUPPORTED_FILTERS))
+def test_unsupported_filter_operators_are_refused(stand_in: Collection, name: str) -> None:
+    with pytest.raises(mongo.QueryError, match=re.escape(name)):
+        mongo.matches(RECORDS[0], UNSUPPORTED_FILTERS[name])
+    with pytest.raises(mongo.QueryError, match=re.escape(name)):
+        stand_in.count(UNSUPPORTED_FILTERS[name])
+
+
+@pytest.mark.parametrize("name", list(UNSUPPORTED_PIPELINES))
+def test_unsupported_pipeline_operators_are_refused(stand_in: Collection, name: str) -> None:
+    with pytest.raises(mongo.QueryError, match=re.escape(name)):
+        mongo.aggregate(RECORDS, UNSUPPORTED_PIPELINES[name])
+    with pytest.raises(mongo.QueryError, match=re.escape(name)):
+        stand_in.aggregate(UNSUPPORTED_PIPELINES[name])
