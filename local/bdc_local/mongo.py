@@ -10,14 +10,16 @@ the subset of Mongo semantics that the biodata-cache code and the
   traversal of arrays on dotted paths and its null/missing rules.
 * :func:`project` / :func:`compile_projection` — inclusion and exclusion projections.
 * :func:`aggregate` — a pipeline of ``$match``, ``$project``, ``$group``, ``$unwind``,
-  ``$sort``, ``$limit``, ``$skip``, ``$count``, ``$replaceRoot`` (and a few cheap
-  relatives such as ``$addFields``/``$set``/``$unset``/``$replaceWith``).
+  ``$sort``, ``$limit``, ``$skip``, ``$count`` and ``$replaceRoot``.
 * :func:`sort_records` / :func:`sort_key` — Mongo's cross-type ordering
   (missing/null < numbers < strings < objects < arrays < booleans), which never raises
   on mixed types.
 
-Anything outside the subset raises :class:`ValueError` naming the stage or operator,
-rather than silently returning wrong answers; the server turns it into HTTP 400.
+The subset is what the production code sends (``tests/local/test_mongo_oracle.py``
+checks each of those shapes against mongomock) plus what the stand-in's own tests
+exercise. Anything outside it raises :class:`QueryError` (a :class:`ValueError`)
+naming the stage or operator, as DocumentDB rejects what it does not support, rather
+than silently returning wrong answers; the server turns it into HTTP 400.
 
 Filters and projections are *compiled* once into closures because the server applies
 the same filter to up to 100,000 records per request; precomputing e.g. the hashed set
@@ -307,8 +309,6 @@ def _compile_clause(key: str, value: Any) -> Predicate:
     if key == "$nor":
         subs = _compile_logical(key, value)
         return lambda doc: not any(p(doc) for p in subs)
-    if key == "$comment":
-        return _always_true
     if key.startswith("$"):
         # $not is a field-level operator in Mongo ({"f": {"$not": {...}}}), so a
         # top-level $not is rejected just like the real server does.
@@ -588,18 +588,12 @@ def _expr_path(node: Any, parts: Sequence[str], i: int = 0) -> Any:
 def evaluate(expr: Any, root: Mapping[str, Any]) -> Any:
     """Evaluate an aggregation expression against ``root`` (may return ``MISSING``).
 
-    Supported: ``"$path"`` references, ``"$$ROOT"``/``"$$CURRENT"``/``"$$REMOVE"``,
-    literals, object and array expressions, and the operators ``$literal``,
-    ``$ifNull``, ``$eq``, ``$ne``, ``$size``, ``$concat``, ``$arrayElemAt``, ``$toString``.
+    Supported: ``"$path"`` references, literals, object and array expressions, and
+    the operators ``$literal``, ``$ifNull``, ``$eq`` and ``$ne``.
     """
     if isinstance(expr, str):
         if expr.startswith("$$"):
-            name, _, rest = expr[2:].partition(".")
-            if name in ("ROOT", "CURRENT"):
-                return _expr_path(root, split_path(rest)) if rest else root
-            if name == "REMOVE":
-                return MISSING
-            raise QueryError(f"use of undefined variable: {name}")
+            raise QueryError(f"aggregation variables are not supported by the local DocDB: {expr}")
         if expr.startswith("$"):
             return _expr_path(root, split_path(expr[1:]))
         return expr
@@ -643,37 +637,6 @@ def _evaluate_operator(op: str, arg: Any, root: Mapping[str, Any]) -> Any:
         else:
             same = mongo_equal(left, right)
         return same if op == "$eq" else not same
-    if op == "$size":
-        value = evaluate(args[0], root)
-        if not isinstance(value, list):
-            raise QueryError("the argument to $size must be an array")
-        return len(value)
-    if op == "$concat":
-        parts = [evaluate(a, root) for a in args]
-        if any(p is None or p is MISSING for p in parts):
-            return None
-        if not all(isinstance(p, str) for p in parts):
-            raise QueryError("$concat only supports strings")
-        return "".join(parts)
-    if op == "$arrayElemAt":
-        if len(args) != 2:
-            raise QueryError("$arrayElemAt needs two arguments")
-        array, index = evaluate(args[0], root), evaluate(args[1], root)
-        if array is None or array is MISSING:
-            return None
-        if not isinstance(array, list) or not _is_number(index):
-            raise QueryError("$arrayElemAt needs an array and a number")
-        try:
-            return array[int(index)]
-        except IndexError:
-            return MISSING
-    if op == "$toString":
-        value = evaluate(args[0], root)
-        if value is None or value is MISSING:
-            return None
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return str(value)
     raise QueryError(f"unrecognized expression operator: {op}")
 
 
@@ -873,33 +836,8 @@ def _stage_project(spec: Any) -> Stage:
     return lambda docs: [projection(d) for d in docs]
 
 
-def _stage_unset(spec: Any) -> Stage:
-    fields = [spec] if isinstance(spec, str) else spec
-    if not isinstance(fields, list) or not fields or not all(isinstance(f, str) for f in fields):
-        raise QueryError("$unset specification must be a string or an array of strings")
-    return _stage_project(dict.fromkeys(fields, 0))
-
-
-def _stage_add_fields(spec: Any) -> Stage:
-    if not isinstance(spec, dict):
-        raise QueryError("$addFields specification must be an object")
-    fields = [(split_path(k), v) for k, v in spec.items()]
-
-    def run(docs: list[Record]) -> list[Record]:
-        out = []
-        for doc in docs:
-            new: Record = doc
-            for parts, expr in fields:
-                value = evaluate(expr, doc)
-                new = _unset_path(new, parts) if value is MISSING else _set_path(new, parts, value)
-            out.append(new)
-        return out
-
-    return run
-
-
 _ACCUMULATORS: Final = frozenset(
-    {"$sum", "$avg", "$first", "$last", "$max", "$min", "$push", "$addToSet", "$count"}
+    {"$sum", "$first", "$last", "$max", "$min", "$push", "$addToSet", "$count"}
 )
 
 
@@ -914,8 +852,6 @@ class _Group:
         for name, op, _ in fields:
             if op in ("$sum", "$count"):
                 self.state[name] = 0
-            elif op == "$avg":
-                self.state[name] = [0, 0]
             elif op in ("$first", "$last", "$max", "$min"):
                 self.state[name] = MISSING
             elif op == "$push":
@@ -930,10 +866,6 @@ class _Group:
                 state[name] += value
         elif op == "$count":
             state[name] += 1
-        elif op == "$avg":
-            if _is_number(value):
-                state[name][0] += value
-                state[name][1] += 1
         elif op == "$first":
             if first:
                 state[name] = value
@@ -959,9 +891,7 @@ class _Group:
         out: Record = {"_id": self.key}
         for name, op, _ in fields:
             value = self.state[name]
-            if op == "$avg":
-                value = value[0] / value[1] if value[1] else None
-            elif op == "$addToSet":
+            if op == "$addToSet":
                 value = list(value.values())
             elif value is MISSING:
                 value = None
@@ -1109,9 +1039,6 @@ def _stage_replace_root(spec: Any) -> Stage:
 _STAGES: Final[dict[str, Callable[[Any], Stage]]] = {
     "$match": _stage_match,
     "$project": _stage_project,
-    "$addFields": _stage_add_fields,
-    "$set": _stage_add_fields,
-    "$unset": _stage_unset,
     "$group": _stage_group,
     "$unwind": _stage_unwind,
     "$sort": _stage_sort,
@@ -1119,7 +1046,6 @@ _STAGES: Final[dict[str, Callable[[Any], Stage]]] = {
     "$skip": _stage_skip,
     "$count": _stage_count,
     "$replaceRoot": _stage_replace_root,
-    "$replaceWith": _replace_with,
 }
 
 
