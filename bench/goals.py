@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 sys.path.insert(0, str(REPO / "bench"))
 
-from nightly import monthly_costs  # noqa: E402
+from nightly import SEED_KEYS, monthly_costs  # noqa: E402
 
 # The results files, and the command that writes each when the file does not say.
 SEED_COMPARISON = ("nightly-20k.json", "make bench  # bench/nightly.py --n 20000")
@@ -33,17 +33,6 @@ UNCHANGED_100K = (
     "--out bench/results/docdb_limits-100k.json",
 )
 
-SEED_KEYS = (
-    "seed_full_wall_s",
-    "seed_full_docdb_requests",
-    "seed_unchanged_wall_s",
-    "seed_unchanged_docdb_requests",
-    "speedup_vs_seed_full",
-    "request_ratio_vs_seed_full",
-    "speedup_vs_seed_unchanged",
-    "projected_speedup_vs_seed_full",
-    "freshness_seconds",
-)
 UNCHANGED_KEYS = (
     "unchanged_run_docdb_requests_100k",
     "unchanged_run_gb_seconds_100k",

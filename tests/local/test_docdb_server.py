@@ -21,13 +21,12 @@ import requests
 from aind_data_access_api.document_db import MetadataDbClient
 
 from bdc_local import mongo
+from bdc_local.corpus import real_fixtures_dir
 from bdc_local.docdb_server import DocDBServer, load_jsonl
 from bdc_sync.docdb_session import CountingRetry, PlainHTTPAdapter, build_session
 
 REPO = Path(__file__).resolve().parents[2]
-_SHARED_FIXTURES = REPO.parent / "shared" / "fixtures" / "docdb"
-# The shared folder exists in the development checkout; the repo keeps a copy for CI.
-FIXTURES = _SHARED_FIXTURES if _SHARED_FIXTURES.is_dir() else REPO / "local" / "bdc_local" / "fixtures"
+FIXTURES = real_fixtures_dir()
 FIXTURE_NAMES = ("vr_foraging_raw", "vr_foraging_derived", "pophys_derived", "fib_derived")
 
 

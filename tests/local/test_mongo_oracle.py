@@ -24,23 +24,20 @@ import importlib
 import json
 import pkgutil
 import re
-from pathlib import Path
 from typing import Any
 
 import mongomock
 import pytest
 
 from bdc_local import mongo
-from bdc_local.corpus import generate_corpus
+from bdc_local.corpus import generate_corpus, real_fixtures_dir
 from bdc_local.corpus.malformed import malformed_records
 from bdc_local.docdb_server import Collection
 from bdc_sync import consistency, tables
 from bdc_sync.docdb import projection_of
 from bdc_sync.tables import metadata_upgrade, platform_smartspim
 
-ROOT = Path(__file__).resolve().parents[2]
-_SHARED = ROOT.parent / "shared" / "fixtures" / "docdb"
-FIXTURES = _SHARED if _SHARED.is_dir() else ROOT / "local" / "bdc_local" / "fixtures"
+FIXTURES = real_fixtures_dir()
 
 
 def _fixture_records() -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from types import ModuleType
 import pytest
 from table_harness import Harness, mocked_aws
 
+from bdc_local.corpus import real_fixtures_dir
 from bdc_sync import tables
 from bdc_sync.chunked import SubjectPartitionedTable
 from bdc_sync.framework import (
@@ -44,9 +45,7 @@ from biodata_cache import api, catalog
 from biodata_cache.catalog import TableSpec
 
 ROOT = Path(__file__).resolve().parents[2]
-_SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures" / "docdb"
-# The four real DocDB records; the repo keeps a copy where the shared folder is absent.
-DOCDB_FIXTURES = _SHARED_FIXTURES if _SHARED_FIXTURES.is_dir() else ROOT / "local" / "bdc_local" / "fixtures"
+DOCDB_FIXTURES = real_fixtures_dir()
 SCHEMA_RECORDS = Path(__file__).with_name("schema_records.json")
 
 

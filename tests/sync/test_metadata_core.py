@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 from table_harness import Harness, mocked_aws
 
+from bdc_local.corpus import real_fixtures_dir
 from bdc_local.mongo import project
 from bdc_sync.tables import metadata_core
 from biodata_cache.catalog import CORE_FILES, METADATA_CORE
 
-ROOT = Path(__file__).resolve().parents[2]
-_SHARED = ROOT.parent / "shared" / "fixtures" / "docdb"
-FIXTURES = _SHARED if _SHARED.is_dir() else ROOT / "local" / "bdc_local" / "fixtures"
+FIXTURES = real_fixtures_dir()
 
 FIB = "1750a84b-f873-4845-bd21-13b6520235fb"
 POPHYS = "c9888108-f413-41cc-9a1d-418937a04410"

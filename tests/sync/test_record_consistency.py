@@ -13,11 +13,11 @@ import copy
 import json
 from collections.abc import Mapping
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from table_harness import CACHE_BUCKET, SOURCE_BUCKET, Harness, mocked_aws
 
+from bdc_local.corpus import real_fixtures_dir
 from bdc_sync.checks import CHECKS
 from bdc_sync.consistency import (
     DOCDB_V2,
@@ -29,9 +29,7 @@ from bdc_sync.consistency import (
 from bdc_sync.tables import metadata_core, record_consistency
 from biodata_cache.catalog import RECORD_CONSISTENCY_CHECKS, RECORD_CONSISTENCY_RESULTS
 
-ROOT = Path(__file__).resolve().parents[2]
-_SHARED = ROOT.parent / "shared" / "fixtures" / "docdb"
-FIXTURES = _SHARED if _SHARED.is_dir() else ROOT / "local" / "bdc_local" / "fixtures"
+FIXTURES = real_fixtures_dir()
 
 FIB = "1750a84b-f873-4845-bd21-13b6520235fb"
 POPHYS = "c9888108-f413-41cc-9a1d-418937a04410"

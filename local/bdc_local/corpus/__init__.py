@@ -72,7 +72,7 @@ sections), ``mutate`` (changed copies), ``malformed`` (damage kinds), ``v1`` (v1
 
 from bdc_local.corpus.builder import generate_corpus, iter_corpus
 from bdc_local.corpus.cli import main
-from bdc_local.corpus.families import CODEOCEAN_BUCKET, OPEN_DATA_BUCKET, Record
+from bdc_local.corpus.families import CODEOCEAN_BUCKET, OPEN_DATA_BUCKET, Record, real_fixtures_dir
 from bdc_local.corpus.jsonl import read_jsonl, write_jsonl
 from bdc_local.corpus.malformed import MALFORMED_KINDS, malformed_records
 from bdc_local.corpus.mutate import mutate_records
@@ -91,6 +91,7 @@ __all__ = [
     "malformed_records",
     "mutate_records",
     "read_jsonl",
+    "real_fixtures_dir",
     "v1_records",
     "write_jsonl",
 ]

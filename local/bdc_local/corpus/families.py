@@ -15,6 +15,14 @@ from typing import Any
 Record = dict[str, Any]
 
 FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"
+# The project's shared folder beside the checkout, which this copy of the records came from.
+SHARED_FIXTURES_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "docdb"
+
+
+def real_fixtures_dir() -> Path:
+    """The four real DocDB records: the shared folder when it is beside the checkout, else
+    the repository's copy of it (the same records)."""
+    return SHARED_FIXTURES_DIR if SHARED_FIXTURES_DIR.is_dir() else FIXTURES_DIR
 FIXTURE_NAMES: tuple[str, ...] = ("vr_foraging_raw", "vr_foraging_derived", "pophys_derived", "fib_derived")
 
 OPEN_DATA_BUCKET = "aind-open-data"
