@@ -127,13 +127,13 @@ class Harness:
 
 
 @contextmanager
-def mocked_aws() -> Iterator[None]:
-    """moto's in-process S3 with fake credentials, whatever the environment says."""
+def mocked_aws(region: str = "us-east-1") -> Iterator[None]:
+    """moto's in-process AWS with fake credentials, whatever the environment says."""
     env = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": region,
     }
     with mock.patch.dict(os.environ, env):
         # A local stack started earlier in this process points boto3 elsewhere.

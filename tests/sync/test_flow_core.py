@@ -14,8 +14,8 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from pydantic import ValidationError
+from table_harness import mocked_aws
 
 from bdc_local.stack import create_ledger_table
 from bdc_sync.flow import states, work
@@ -85,11 +85,8 @@ class Stack:
 
 
 @pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    with mock_aws():
+def stack() -> Iterator[Stack]:
+    with mocked_aws(REGION):
         yield Stack()
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 import yaml
-from moto import mock_aws
+from table_harness import mocked_aws
 
 from bdc_local.stack import create_ledger_table
 from bdc_sync.flow.dispatch import start_run
@@ -63,11 +63,8 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    with mock_aws():
+def deployment() -> Iterator[Deployment]:
+    with mocked_aws(REGION):
         yield Deployment()
 
 
