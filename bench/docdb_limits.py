@@ -118,6 +118,7 @@ def run_with_cap(
     if unchanged:
         row.update(unchanged)
         row.update(monthly_costs(unchanged))
+        row.update(monthly_costs(unchanged, contended=True))
     return row
 
 

@@ -41,8 +41,9 @@ FIRST_TABLES = {
 FOLDER = layout.package_folder()
 
 
-# Tables that list DocDB themselves (the others select their records from asset_basics).
-LISTING_TABLES = ("asset_basics", "metadata_core", "record_consistency_results")
+# Tables that list DocDB themselves: metadata_core the v2 records (asset_basics takes its
+# listing, the others select theirs from asset_basics), record consistency the v1 ones.
+LISTING_TABLES = ("metadata_core", "record_consistency_results")
 
 
 def v1_count(stack: LocalStack) -> int:
@@ -150,11 +151,12 @@ def test_unchanged_corpus_fetches_only_the_listing(stack: LocalStack, corpus: li
     # Pages of `_id, _last_modified` and nothing else: no record fetched in full.
     assert stats["requests_by_endpoint"]["aggregate"] == 0
     listed = {name: int(result.tables[name]["docdb_records"]) for name in LISTING_TABLES}
-    assert listed == {
-        "asset_basics": len(corpus),
-        "metadata_core": len(corpus),
-        "record_consistency_results": v1_records,
-    }
+    assert listed == {"metadata_core": len(corpus), "record_consistency_results": v1_records}
+    # Each listing fits one page: the page and one count_documents; asset_basics asks nothing.
+    assert {name: int(result.tables[name]["docdb_requests"]) for name in LISTING_TABLES} == dict.fromkeys(
+        LISTING_TABLES, 2
+    )
+    assert int(result.tables["asset_basics"]["docdb_requests"]) == 0
     assert stats["records_returned"] == sum(listed.values())
     assert stats["requests_total"] == sum(
         int(result.tables[name]["docdb_requests"]) for name in LISTING_TABLES
@@ -175,12 +177,12 @@ def test_one_percent_changed_fetches_only_those(stack: LocalStack, corpus: list[
     result = run_and_wait(stack, workers=4, timeout=600)
     stats = stack.docdb_admin("stats")
     fetched = {name: int(item.get("docdb_records") or 0) for name, item in result.tables.items()}
-    # asset_basics: the `_id, _last_modified` listing of every record, then exactly
-    # the changed records; every other table fetches at most the changed records.
-    # metadata_core lists every record too; record consistency lists v1, fetches changed names.
+    # metadata_core: the `_id, _last_modified` listing of every record, then exactly the
+    # changed records; record consistency lists v1 and fetches the changed names; every
+    # other table (asset_basics too, from metadata_core's listing) at most the changed records.
     listings = {name: fetched.pop(name) for name in LISTING_TABLES}
+    assert fetched["asset_basics"] == len(changed)
     assert listings == {
-        "asset_basics": len(corpus) + len(changed),
         "metadata_core": len(corpus) + len(changed),
         "record_consistency_results": v1_records + len(changed),
     }
@@ -206,11 +208,16 @@ def test_manual_run_of_one_table_updates_the_registry(stack: LocalStack) -> None
     # Remove the file so the manual run must really write it again.
     stack.s3().delete_object(Bucket=stack.config.bucket, Key=layout.table_key(FOLDER, "source_data"))
     result = run_and_wait(stack, {"tables": ["source_data"]}, workers=2, timeout=300)
-    assert set(result.tables) == {"source_data"}
-    assert result.tables["source_data"]["status"] == "succeeded"
+    # The tables that list source_data's records come along, so the rebuild sees the
+    # records DocDB has now; with nothing changed they are unchanged.
+    assert {name: item["status"] for name, item in result.tables.items()} == {
+        "metadata_core": "unchanged",
+        "asset_basics": "unchanged",
+        "source_data": "succeeded",
+    }
     after = {e["name"]: e for e in read_json(stack, layout.registry_key(FOLDER))["tables"]}
     assert after["source_data"]["last_run_id"] == result.run_id
-    assert after["asset_basics"]["last_run_id"] == before["asset_basics"]["last_run_id"]
+    assert after["unique_project_names"]["last_run_id"] == before["unique_project_names"]["last_run_id"]
     body = stack.s3().get_object(Bucket=stack.config.bucket, Key=layout.table_key(FOLDER, "source_data"))
     assert pq.read_table(io.BytesIO(body["Body"].read())).num_rows > 0
 

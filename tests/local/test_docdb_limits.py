@@ -238,15 +238,59 @@ def test_a_full_listing_page_fits_the_lambda_envelope() -> None:
     assert 0.8 * LAMBDA_RESPONSE_LIMIT < size < 0.9 * LAMBDA_RESPONSE_LIMIT, size
 
 
-def test_unchanged_listing_is_two_counts_and_the_pages(small_pages: None, corpus: list[dict]) -> None:
+def listing_requests(server: DocDBServer) -> tuple[int, int]:
+    by_endpoint = server.stats()["requests_by_endpoint"]
+    return by_endpoint["find"], by_endpoint["count_documents"]
+
+
+def test_listing_is_its_pages_and_one_count(small_pages: None, corpus: list[dict]) -> None:
     with server_for(corpus) as server:
         db = reader(server)
         listing = db.list_modified()
-        stats = server.stats()
+        # 60 records in pages of 25: the short third page is the last, the count agrees.
+        assert listing_requests(server) == (3, 1)
     assert listing == {r["_id"]: r["_last_modified"] for r in corpus}
-    # 60 records in pages of 25: three pages and the two counts.
-    by_endpoint = stats["requests_by_endpoint"]
-    assert by_endpoint["find"] == 3 and by_endpoint["count_documents"] == 2
+    assert db.listing_retries == 0
+
+
+def test_the_last_listing_size_spares_the_page_after_a_full_one(small_pages: None) -> None:
+    corpus = records(50)
+    with server_for(corpus) as server:
+        first = reader(server).list_modified()
+        # 50 records in pages of 25: only an empty third page tells that the second was the last...
+        assert listing_requests(server) == (3, 1)
+        server.reset_stats()
+        # ...unless the last build listed 50: then two pages and the count.
+        again = reader(server).list_modified(expected=50)
+        assert listing_requests(server) == (2, 1)
+    assert again == first == {r["_id"]: r["_last_modified"] for r in corpus}
+
+
+def test_more_records_than_expected_are_paged_on_not_listed_again(small_pages: None) -> None:
+    corpus = records(55)
+    with server_for(corpus) as server:
+        db = reader(server)
+        listing = db.list_modified(expected=50)
+        # Two pages reach the 50 expected; the count says 55: one more page, one more count.
+        assert listing_requests(server) == (3, 2)
+    assert listing == {r["_id"]: r["_last_modified"] for r in corpus}
+    assert db.listing_retries == 0
+
+
+def test_a_page_the_service_cut_short_is_not_taken_for_the_last(
+    small_pages: None, monkeypatch: pytest.MonkeyPatch, corpus: list[dict]
+) -> None:
+    # The permissive stand-in answers fewer records than asked when a page would pass
+    # its payload limit, as find may. A page that short and that large may be cut.
+    monkeypatch.setattr(docdb_module, "LISTING_PAGE_MAX_BYTES", 1_000)
+    with DocDBServer(corpus, payload_limit_bytes=1_500) as server:
+        db = reader(server)
+        listing = db.list_modified()
+        finds, counts = listing_requests(server)
+    assert listing == {r["_id"]: r["_last_modified"] for r in corpus}
+    # The pages held fewer than the 25 asked (more pages than the 3 of uncut ones); only
+    # the short and small last one ended the listing, so the one count agreed at once.
+    assert finds > 3 and counts == 1, (finds, counts)
     assert db.listing_retries == 0
 
 

@@ -25,7 +25,7 @@ from bdc_local.mongo import matches, project
 from bdc_sync.framework import BuildContext, Table, TableResult
 from bdc_sync.settings import Settings
 from bdc_sync.store import ObjectStore
-from bdc_sync.tables import asset_basics, source_data
+from bdc_sync.tables import asset_basics, metadata_core, source_data
 from biodata_cache import layout
 from biodata_cache.catalog import TableSpec
 
@@ -46,7 +46,9 @@ class FakeDocDB:
     def upsert(self, record: dict) -> None:
         self.records[str(record["_id"])] = record
 
-    def list_modified(self, filter_query: dict | None = None) -> dict[str, str]:
+    def list_modified(
+        self, filter_query: dict | None = None, *, expected: int | None = None
+    ) -> dict[str, str]:
         self.requests += 1
         return {
             rid: str(r.get("_last_modified") or "")
@@ -96,9 +98,14 @@ class Harness:
         ctx = self.context(table.spec)
         return table.build(ctx), ctx
 
+    def build_asset_basics(self) -> tuple[TableResult, BuildContext]:
+        """asset_basics after metadata_core, which lists its records, as a run builds them."""
+        self.build(metadata_core.TABLE)
+        return self.build(asset_basics.TABLE)
+
     def build_upstream(self) -> None:
         """asset_basics and source_data from the fake DocDB, as a run builds them first."""
-        self.build(asset_basics.TABLE)
+        self.build_asset_basics()
         self.build(source_data.TABLE)
 
     def read(self, name: str) -> pa.Table:

@@ -10,7 +10,7 @@ import pytest
 from table_harness import CACHE_BUCKET, SOURCE_BUCKET, Harness, basic_record, mocked_aws
 
 from bdc_sync.framework import MissingInput, TableResult
-from bdc_sync.tables import asset_basics, behavior_curriculum
+from bdc_sync.tables import behavior_curriculum
 from biodata_cache import layout
 
 NODES = {"0": {"name": "STAGE_1"}, "3": {"name": "STAGE_2"}, "7": {"name": "GRADUATED"}}
@@ -105,7 +105,7 @@ def test_incremental_reads_only_new_assets_and_incomplete_rows(harness: Harness)
     harness.put(SOURCE_BUCKET, f"new_2026-02-01_10-00-00/{folder}/x.json", state("STAGE_1"))
     harness.v2.upsert(basic_record("n", "new_2026-02-01_10-00-00", modalities=["behavior"]))
     del harness.v2.records["d"]  # a deleted asset loses its row
-    harness.build(asset_basics.TABLE)
+    harness.build_asset_basics()
 
     result, _ = harness.build(behavior_curriculum.TABLE)
     assert result.status == "succeeded"
@@ -169,7 +169,7 @@ def test_failed_chunk_keeps_the_previous_table(harness: Harness) -> None:
     harness.build(SMALL_CHUNKS)
     before = harness.etag("behavior_curriculum")
     harness.v2.upsert(basic_record("n", "new_2026-02-01_10-00-00", modalities=["behavior"]))
-    harness.build(asset_basics.TABLE)
+    harness.build_asset_basics()
     ctx = harness.context()
     assert SMALL_CHUNKS.plan(ctx) == 1  # the new asset, and the row without a node id again
     assert ctx.cache.get_json(SMALL_CHUNKS._plan_key(ctx))[0]["chunks"] == [
@@ -189,7 +189,7 @@ def test_nothing_to_read_publishes_without_chunks(harness: Harness) -> None:
     harness.build_upstream()
     harness.build(SMALL_CHUNKS)
     del harness.v2.records["a"]  # a vanished asset: a new asset_basics, no asset to read
-    harness.build(asset_basics.TABLE)
+    harness.build_asset_basics()
     ctx = harness.context()
     result = SMALL_CHUNKS.plan(ctx)
     assert isinstance(result, TableResult) and result.status == "succeeded"

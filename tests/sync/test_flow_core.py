@@ -271,9 +271,16 @@ def test_resolve_tables() -> None:
     assert resolve_tables(None) == buildable_tables()
     assert "qc_tag_status" not in buildable_tables()  # written by quality_control's build
     assert resolve_tables(["qc_tag_status"]) == ["quality_control"]
+    # asset_basics' records are metadata_core's: asked for alone it is rebuilt with it.
     assert resolve_tables(["quality_control", "qc_tag_status", "asset_basics"]) == [
         "quality_control",
+        "metadata_core",
         "asset_basics",
+    ]
+    assert resolve_tables(["platform_fib"]) == ["metadata_core", "asset_basics", "platform_fib"]
+    assert resolve_tables(["metadata_core", "unique_project_names"]) == [
+        "metadata_core",
+        "unique_project_names",
     ]
     with pytest.raises(UnknownTableError, match="unknown table 'asset_basic'; known tables: asset_basics"):
         resolve_tables(["asset_basic"])

@@ -111,8 +111,8 @@ def test_a_redelivered_finalize_does_not_free_a_later_runs_slot(deployment: Depl
 
 def test_manual_runs_are_never_coalesced_and_do_not_take_the_slot(deployment: Deployment) -> None:
     scheduled = deployment.start()
-    manual = deployment.start(trigger="manual", tables=["asset_basics"])
-    assert "coalesced_into" not in manual and manual["enqueued"] == ["asset_basics"]
+    manual = deployment.start(trigger="manual", tables=["metadata_core"])
+    assert "coalesced_into" not in manual and manual["enqueued"] == ["metadata_core"]
     deployment.finish(manual["run_id"])
     assert deployment.start()["coalesced_into"] == scheduled["run_id"]
 

@@ -16,7 +16,7 @@ from table_harness import CACHE_BUCKET, Harness, basic_record, mocked_aws
 
 from bdc_sync.chunked import SubjectPartitionedTable
 from bdc_sync.framework import BuildContext, TableResult
-from bdc_sync.tables import asset_basics, quality_control
+from bdc_sync.tables import quality_control
 from biodata_cache import layout
 
 ONE_SUBJECT_A_CHUNK = dataclasses.replace(quality_control.TABLE, subjects_per_chunk=1)
@@ -54,7 +54,7 @@ RECORDS = [qc_record("a", "S1", "m_a"), qc_record("b", "S2", "m_b"), qc_record("
 def harness() -> Iterator[Harness]:
     with mocked_aws():
         h = Harness(RECORDS)
-        h.build(asset_basics.TABLE)
+        h.build_asset_basics()
         yield h
 
 
@@ -118,7 +118,7 @@ def test_a_changed_record_rebuilds_only_its_subject(harness: Harness) -> None:
     key_s1 = layout.partition_key(harness.folder, "qc", "subject_id", "S1")
     before_s1 = harness.s3.head_object(Bucket=CACHE_BUCKET, Key=key_s1)["ETag"]
     harness.v2.upsert(qc_record("b", "S2", "m_b", status="Fail", modified="2026-02-01"))
-    harness.build(asset_basics.TABLE)
+    harness.build_asset_basics()
     planned, result, _ = run_chunked(harness, ONE_SUBJECT_A_CHUNK)
     assert planned == 1
     assert result is not None and result.status == "succeeded" and result.rows == 3
@@ -129,7 +129,7 @@ def test_a_changed_record_rebuilds_only_its_subject(harness: Harness) -> None:
 def test_a_vanished_subject_loses_its_files(harness: Harness) -> None:
     run_chunked(harness, ONE_SUBJECT_A_CHUNK)
     del harness.v2.records["c"]
-    harness.build(asset_basics.TABLE)
+    harness.build_asset_basics()
     planned, result, _ = run_chunked(harness, ONE_SUBJECT_A_CHUNK)
     assert planned == 1
     assert result is not None and result.rows == 2

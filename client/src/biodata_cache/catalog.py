@@ -111,6 +111,8 @@ ASSET_BASICS = TableSpec(
         ("investigators", STRINGS, "Investigator names as recorded"),
         ("investigators_normalized", STRINGS, "Investigator names, cleaned and merged"),
     ),
+    # Its records, and when each last changed, are metadata_core's rows.
+    depends_on=("metadata_core",),
 )
 
 UNIQUE_PROJECT_NAMES = TableSpec(

@@ -33,13 +33,13 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from bdc_sync.fields import as_text
-from bdc_sync.framework import BuildContext, TableResult, fingerprint_of
+from bdc_sync.framework import BuildContext, ListedBy, TableResult, fingerprint_of
 from biodata_cache import layout
 from biodata_cache.catalog import RECORD_CONSISTENCY_CHECKS, TableSpec
 
@@ -142,9 +142,7 @@ def _listing_sha(listing: Mapping[str, str] | Sequence[str]) -> str:
 
 def v2_listing(ctx: BuildContext) -> dict[str, str]:
     """Every v2 record's id and _last_modified, from metadata_core (no DocDB request)."""
-    core = ctx.upstream("metadata_core", columns=["_id", "_last_modified"])
-    ids = cast("list[str]", core["_id"].to_pylist())  # record ids are never null
-    return dict(zip(ids, (m or "" for m in core["_last_modified"].to_pylist()), strict=True))
+    return ListedBy("metadata_core").list_modified(ctx)
 
 
 def docdb_records(

@@ -50,6 +50,9 @@ OVERSIZE_STATUSES = frozenset({413, 502, 504})
 #: escaped, so a page is ~5 MB of envelope and 100,000 records list in two pages.
 LISTING_PAGE = 50_000
 LISTING_ATTEMPTS = 3
+#: A listing page shorter than asked may have been cut by the gateway (``find`` answers
+#: fewer records when they would not fit) only if it is near the payload limit.
+LISTING_PAGE_MAX_BYTES = int(LAMBDA_RESPONSE_LIMIT * 0.9)
 #: A fetch that cannot return more than this many of its ids (and more than 1 %) fails:
 #: one huge record is skipped and named, a service that answers nothing is an outage.
 MAX_UNRETURNABLE = 10
@@ -190,41 +193,55 @@ class DocDB:
         key = "filtered_record_count" if filter_query else "total_record_count"
         return int(answer[key])
 
-    def list_modified(self, filter_query: dict | None = None) -> dict[str, str]:
+    def list_modified(
+        self, filter_query: dict | None = None, *, expected: int | None = None
+    ) -> dict[str, str]:
         """``_id`` → ``_last_modified`` of every matching record: the cheap listing.
 
         Paged in ``_id`` order by range (``_id > last``), so a record written or
-        deleted between pages cannot shift another out of the listing. The count
-        before tells when the pages are done; the count after must equal the records
-        listed, or the listing is taken again, and after ``LISTING_ATTEMPTS`` the build fails rather than
-        publish a table with records missing. An unchanged run of 100,000 records
-        costs four requests: two counts and two pages.
+        deleted between pages cannot shift another out of the listing. The pages end
+        at an empty page, at a page shorter than asked that the gateway did not cut
+        (well under its payload limit), or when ``expected`` records are listed (the
+        size of the last build's listing: it spares the empty page that would
+        otherwise tell that a full page was the last). Then ``count_documents`` must
+        equal the records listed: more, and the pages go on; fewer, or more after the
+        last page, and the listing is taken again; after ``LISTING_ATTEMPTS`` the
+        build fails rather than publish a table with records missing. Requests: the
+        pages plus one count; 100,000 records unchanged list in three.
         """
         for attempt in range(1, LISTING_ATTEMPTS + 1):
-            expected = self.count(filter_query)
-            listing = self._list_pages(filter_query or {}, expected)
-            after = self.count(filter_query)
-            if len(listing) == after:
-                # A record written behind the pages (already listed, or inserted
-                # before them) changes the count without changing the listing.
-                return listing
+            listing: dict[str, str] = {}
+            pages = self._listing_pages(filter_query or {})
+            target = expected
+            while True:
+                exhausted = _page_until(pages, listing, target)
+                after = self.count(filter_query)
+                if len(listing) == after:
+                    # A record written behind the pages (already listed, or inserted
+                    # before them) changes the count without changing the listing.
+                    return listing
+                if exhausted or after < len(listing):
+                    break  # records went, or came behind the pages: list again
+                target = after  # more records than expected: page on
             with self._lock:
                 self.listing_retries += 1
             logger.warning(
                 "listing disagrees with count_documents",
-                extra={"listed": len(listing), "count_before": expected, "count_after": after,
-                       "attempt": attempt},
+                extra={"listed": len(listing), "count_after": after, "attempt": attempt},
             )
+            expected = after
             if attempt < LISTING_ATTEMPTS:
                 self._pause(attempt)
         raise ListingIncomplete(
             f"the DocDB listing disagreed with count_documents {LISTING_ATTEMPTS} times "
-            f"(last: {len(listing)} listed, {expected} counted before, {after} after): records "
+            f"(last: {len(listing)} listed, {after} counted after the pages): records "
             "are being written; the previous table is kept"
         )
 
-    def _list_pages(self, filter_query: dict, expected: int) -> dict[str, str]:
-        listing: dict[str, str] = {}
+    def _listing_pages(self, filter_query: dict) -> Iterator[tuple[list[dict], int]]:
+        """Pages of ``_id, _last_modified`` in ``_id`` order until an empty page, each
+        with the records it could have held: the limit asked, or more than it holds
+        when its size says the gateway may have cut it short."""
         last: Any = None
         limit = LISTING_PAGE
         projection = {"_id": 1, "_last_modified": 1}
@@ -244,14 +261,12 @@ class DocDB:
                 limit //= 2  # the page did not fit (or took too long): ask for less
                 continue
             self._received(page)
+            # A size not known (no answer hook ran) counts as near the limit.
+            size = getattr(self._local, "last_size", LAMBDA_RESPONSE_LIMIT)
+            yield page, (len(page) if size >= LISTING_PAGE_MAX_BYTES else limit)
             if not page:
-                return listing
-            for record in page:
-                listing[str(record["_id"])] = str(record.get("_last_modified") or "")
+                return
             last = page[-1]["_id"]
-            if len(listing) >= expected:
-                # Done as far as the count knows; the count after tells if more came.
-                return listing
 
     def fetch_by_ids(
         self, ids: Sequence[str], projection: dict | None = None, batch_size: int = ID_BATCH_SIZE
@@ -390,3 +405,16 @@ def projection_of(paths: Iterable[str] | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(paths, Mapping):
         return dict(paths)
     return {path: 1 for path in paths}
+
+
+def _page_until(pages: Iterator[tuple[list[dict], int]], listing: dict[str, str], target: int | None) -> bool:
+    """Add pages to ``listing`` (``_id`` → ``_last_modified``) until one is the last or
+    ``target`` records are listed; True when the pages ran out (an empty page)."""
+    for page, could_hold in pages:
+        if not page:
+            return True
+        for record in page:
+            listing[str(record["_id"])] = str(record.get("_last_modified") or "")
+        if len(page) < could_hold or (target is not None and len(listing) >= target):
+            return False
+    return True

@@ -318,7 +318,18 @@ def fingerprint_of(spec: TableSpec, revision: int, inputs: Any) -> str:
 
 
 class Listing(Protocol):
-    def list_modified(self, ctx: BuildContext) -> dict[str, str]: ...
+    def list_modified(self, ctx: BuildContext, expected: int | None = None) -> dict[str, str]:
+        """``_id`` → ``_last_modified`` of the records; ``expected``: how many the last
+        build listed, a hint that may save a request."""
+        ...
+
+    def source_sha(self, ctx: BuildContext) -> str | None:
+        """A cheap identity of the listing's source (None: none cheaper than the listing).
+
+        Equal to the one saved at the last build, the listing is the same and need not
+        be read.
+        """
+        ...
 
 
 @dataclass(frozen=True)
@@ -327,27 +338,45 @@ class AllRecords:
 
     filter: dict = field(default_factory=dict)
 
-    def list_modified(self, ctx: BuildContext) -> dict[str, str]:
-        return ctx.docdb().list_modified(self.filter)
+    def list_modified(self, ctx: BuildContext, expected: int | None = None) -> dict[str, str]:
+        return ctx.docdb().list_modified(self.filter, expected=expected)
+
+    def source_sha(self, ctx: BuildContext) -> str | None:
+        return None
 
 
 @dataclass(frozen=True)
-class AssetsWhere:
-    """Records selected from asset_basics: no DocDB request to list them."""
+class ListedBy:
+    """Records listed by a table built earlier in the run: no DocDB request to list them.
 
-    where: Callable[[pa.Table], pa.Array]
+    ``table`` has one row per record with ``_id`` and ``_last_modified``; ``where``
+    (given the ``_id``, ``_last_modified`` and ``columns`` of that table) selects the
+    records, all of them when None. The table must be in the spec's ``depends_on``.
+    """
+
+    table: str
+    where: Callable[[pa.Table], pa.Array] | None = None
     columns: tuple[str, ...] = ()
 
-    def list_modified(self, ctx: BuildContext) -> dict[str, str]:
-        basics = ctx.upstream("asset_basics", columns=["_id", "_last_modified", *self.columns])
-        selected = basics.filter(self.where(basics))
+    def list_modified(self, ctx: BuildContext, expected: int | None = None) -> dict[str, str]:
+        listed = ctx.upstream(self.table, columns=["_id", "_last_modified", *self.columns])
+        if self.where is not None:
+            listed = listed.filter(self.where(listed))
         return dict(
             zip(
-                cast("list[str]", selected["_id"].to_pylist()),  # record ids are never null
-                (m or "" for m in selected["_last_modified"].to_pylist()),
+                cast("list[str]", listed["_id"].to_pylist()),  # record ids are never null
+                (m or "" for m in listed["_last_modified"].to_pylist()),
                 strict=True,
             )
         )
+
+    def source_sha(self, ctx: BuildContext) -> str | None:
+        return ctx.upstream_sha(self.table)
+
+
+def assets_where(where: Callable[[pa.Table], pa.Array], columns: tuple[str, ...] = ()) -> ListedBy:
+    """Records selected from asset_basics (``where`` sees ``columns`` of it)."""
+    return ListedBy("asset_basics", where, columns)
 
 
 @dataclass
@@ -383,8 +412,6 @@ class RecordTable:
         return pa.schema([*_STATE_FIELDS, *self.spec.schema, *self.state_fields])
 
     def build(self, ctx: BuildContext) -> TableResult:
-        listing = self.listing.list_modified(ctx)
-        fingerprint = fingerprint_of(self.spec, self.revision, sorted(listing.items()))
         state_key = layout.state_key(ctx.folder, self.spec.name)
         state_info = ctx.cache.head(state_key)
         # The published file must still be the one this state describes: a file that
@@ -393,21 +420,19 @@ class RecordTable:
             ctx.cache.head(ctx.table_key(self.spec)),
             state_info.metadata.get("published-sha256") if state_info is not None else None,
         )
-        if (
-            not self.volatile
-            and state_info is not None
-            and output_exists
-            and state_info.metadata.get("input-fingerprint") == fingerprint
-        ):
-            state = ctx.cache.read_table(state_key, columns=[MARK_COL])
-            assert state is not None  # its HEAD was just answered
-            RECORDS.count_malformed(state, ctx.malformed)
-            return TableResult(
-                status=Status.UNCHANGED,
-                rows=int(state_info.metadata.get("published-rows", 0)),
-                content_sha256=state_info.metadata.get("published-sha256"),
-                message="no record changed since the last build",
-            )
+        reusable = not self.volatile and state_info is not None and output_exists
+        # A listing whose source is unchanged is the listing of the last build: one HEAD
+        # instead of reading (and hashing) a listing of every record.
+        source_sha = self.listing.source_sha(ctx)
+        source_fingerprint = (
+            fingerprint_of(self.spec, self.revision, {"listing-source": source_sha}) if source_sha else ""
+        )
+        if reusable and source_fingerprint and _saved(state_info, "source-fingerprint") == source_fingerprint:
+            return self._unchanged(ctx, state_key, state_info)
+        listing = self.listing.list_modified(ctx, _saved_count(state_info, "listed-records"))
+        fingerprint = fingerprint_of(self.spec, self.revision, sorted(listing.items()))
+        if reusable and _saved(state_info, "input-fingerprint") == fingerprint:
+            return self._unchanged(ctx, state_key, state_info)
 
         previous = self._previous_state(ctx, state_key, state_info)
         kept = RECORDS.unchanged(previous, listing)
@@ -438,6 +463,8 @@ class RecordTable:
             state,
             metadata={
                 "input-fingerprint": fingerprint,
+                "source-fingerprint": source_fingerprint,
+                "listed-records": str(len(listing)),
                 "published-rows": str(written.rows),
                 "published-sha256": written.sha256,
             },
@@ -450,6 +477,18 @@ class RecordTable:
             partitions_written=getattr(written, "partitions_written", 0),
             partitions_deleted=getattr(written, "partitions_deleted", 0),
             message=f"{len(changed)} of {len(listing)} records fetched",
+        )
+
+    def _unchanged(self, ctx: BuildContext, state_key: str, state_info: Any) -> TableResult:
+        state = ctx.cache.read_table(state_key, columns=[MARK_COL])
+        if state is None:
+            raise MissingInput(f"the state of {self.spec.name} vanished during the build; run it again")
+        RECORDS.count_malformed(state, ctx.malformed)
+        return TableResult(
+            status=Status.UNCHANGED,
+            rows=int(state_info.metadata.get("published-rows", 0)),
+            content_sha256=state_info.metadata.get("published-sha256"),
+            message="no record changed since the last build",
         )
 
     def _previous_state(self, ctx: BuildContext, key: str, info: Any) -> pa.Table:
@@ -504,6 +543,16 @@ class RecordTable:
             ]
             table = pa.concat_tables([table, pa.Table.from_pylist(markers, schema=self.state_schema)])
         return table
+
+
+def _saved(info: Any, name: str) -> str | None:
+    """A value saved in the state's metadata at the last build."""
+    return None if info is None else info.metadata.get(name)
+
+
+def _saved_count(info: Any, name: str) -> int | None:
+    value = _saved(info, name)
+    return int(value) if value is not None and value.isdigit() else None
 
 
 def _has_sha(info: Any, sha256: str | None) -> bool:

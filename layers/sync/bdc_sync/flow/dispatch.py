@@ -21,6 +21,7 @@ from bdc_sync.flow.events import RunRequest
 from bdc_sync.flow.ledger import Ledger
 from bdc_sync.flow.progress import advance_run
 from bdc_sync.flow.queues import Queues
+from bdc_sync.framework import ListedBy
 from bdc_sync.settings import Settings
 from bdc_sync.tables import build_of, buildable_tables
 from biodata_cache.catalog import get_spec
@@ -43,9 +44,22 @@ def resolve_tables(requested: list[str] | None) -> list[str]:
             build = build_of(name).spec.name
         except NotImplementedError as exc:
             raise BadRunRequest(str(exc)) from None
-        if build not in builds:
-            builds.append(build)
+        for needed in [*listing_sources(build), build]:
+            if needed not in builds:
+                builds.append(needed)
     return builds
+
+
+def listing_sources(build: str) -> list[str]:
+    """The builds that list ``build``'s records, nearest last (asset_basics: metadata_core).
+
+    A table asked for on demand is rebuilt with them, so the rebuild sees the records
+    DocDB has now, not those of the last run's listing.
+    """
+    listing = getattr(build_of(build), "listing", None)
+    if not isinstance(listing, ListedBy):
+        return []
+    return [*listing_sources(listing.table), listing.table]
 
 
 def new_run_id() -> str:

@@ -1,6 +1,8 @@
 """asset_basics: one row per DocDB record with the metadata most readers need.
 
-Incremental: only records whose ``_last_modified`` changed are fetched. The
+Incremental: only records whose ``_last_modified`` changed are fetched; which records
+exist, and when each last changed, comes from metadata_core (built first in the run),
+so the run lists DocDB once for both tables. The
 normalised name columns depend on every row (one-word names are completed from the
 whole table), so they are recomputed over the full table in ``finish``.
 """
@@ -13,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from bdc_sync.fields import as_list, as_text, get_path, parse_date, parse_datetime, require_dict, texts
-from bdc_sync.framework import AllRecords, RecordTable, Row
+from bdc_sync.framework import ListedBy, RecordTable, Row
 from bdc_sync.names import apply_one_word_map, clean_names, normalize_instrument_id, one_word_map
 from biodata_cache.catalog import ASSET_BASICS
 
@@ -138,7 +140,8 @@ def normalize_people(table: pa.Table, ctx: object = None) -> pa.Table:
 
 TABLE = RecordTable(
     spec=ASSET_BASICS,
-    listing=AllRecords(),
+    # metadata_core lists every v2 record: one DocDB listing serves both tables.
+    listing=ListedBy("metadata_core"),
     projection=PROJECTION,
     rows=rows,
     finish=normalize_people,

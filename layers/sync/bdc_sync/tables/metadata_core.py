@@ -3,10 +3,10 @@
 A core file counts as present when its field exists and is not null. DocDB computes
 the flags itself (``$ifNull`` then ``$ne`` in the aggregate's ``$project``), so a
 fetch carries a few booleans per record instead of the core files, which are most
-of a record's 50-300 KB. Incremental by ``_last_modified`` like asset_basics, over
-every v2 record: a record missing its data_description or acquisition is exactly
-what this table shows, so it cannot take its records from asset_basics, which skips
-such records.
+of a record's 50-300 KB. Incremental by ``_last_modified``, over every v2 record: a
+record missing its data_description or acquisition is exactly what this table shows.
+It is the run's one listing of the v2 records: asset_basics and the consistency
+checks take theirs from this table's ``_id`` and ``_last_modified``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from bdc_sync.fields import as_list, as_text, get_path, require_dict
-from bdc_sync.framework import AssetsWhere, RecordTable, Row
+from bdc_sync.framework import RecordTable, Row, assets_where
 from bdc_sync.tables.assets import modality_contains
 from biodata_cache.catalog import PLATFORM_FIB
 
@@ -113,7 +113,7 @@ def is_fib(basics: pa.Table) -> pa.Array:
 
 TABLE = RecordTable(
     spec=PLATFORM_FIB,
-    listing=AssetsWhere(where=is_fib, columns=("modalities",)),
+    listing=assets_where(is_fib, columns=("modalities",)),
     projection=PROJECTION,
     rows=rows,
     sort_by=("asset_name", "fiber", "channel"),

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bdc_sync.fields import as_list, as_text, get_path, require_dict
-from bdc_sync.framework import ID_COL, AssetsWhere, BuildContext, RecordTable, Row
+from bdc_sync.framework import ID_COL, BuildContext, RecordTable, Row, assets_where
 from biodata_cache.catalog import PLATFORM_QC
 
 BEHAVIOR = frozenset({"behavior", "behavior-videos"})
@@ -113,7 +113,7 @@ def join_asset_basics(table: pa.Table, ctx: BuildContext) -> pa.Table:
 
 TABLE = RecordTable(
     spec=PLATFORM_QC,
-    listing=AssetsWhere(where=selected, columns=("modalities", "acquisition_type")),
+    listing=assets_where(selected, columns=("modalities", "acquisition_type")),
     projection=(
         "_id",
         "name",

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bdc_sync.fields import as_list, as_text, get_path, require_dict, texts
-from bdc_sync.framework import AssetsWhere, RecordTable, Row
+from bdc_sync.framework import RecordTable, Row, assets_where
 from biodata_cache.catalog import SOURCE_DATA
 
 _PROCESSING_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})$")
@@ -49,7 +49,7 @@ def is_derived(basics: pa.Table) -> pa.Array:
 
 TABLE = RecordTable(
     spec=SOURCE_DATA,
-    listing=AssetsWhere(where=is_derived, columns=("data_level",)),
+    listing=assets_where(is_derived, columns=("data_level",)),
     projection=("_id", "name", "data_description.source_data", "processing.pipelines.name"),
     rows=rows,
 )

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bdc_sync.fields import MalformedRecord, as_list, as_text, get_path, to_utc
-from bdc_sync.framework import AssetsWhere, BuildContext, RecordTable, Row
+from bdc_sync.framework import BuildContext, RecordTable, Row, assets_where
 from bdc_sync.tables.assets import data_level_is
 from biodata_cache.catalog import TIME_TO_QC
 
@@ -98,7 +98,7 @@ def is_derived(basics: pa.Table) -> pa.Array:
 
 TABLE = RecordTable(
     spec=TIME_TO_QC,
-    listing=AssetsWhere(where=is_derived, columns=("data_level",)),
+    listing=assets_where(is_derived, columns=("data_level",)),
     projection=PROJECTION,
     rows=rows,
     finish=fill_pending_now,
