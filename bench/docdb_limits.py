@@ -43,7 +43,7 @@ for part in ("layers/sync", "client/src", "local"):
 
 sys.path.insert(0, str(REPO / "bench"))
 
-from nightly import measure_unchanged_run, monthly_costs  # noqa: E402
+from nightly import SOURCE_RECHECK_SECONDS, measure_unchanged_run, monthly_costs  # noqa: E402
 
 from bdc_local import corpus, record_sizes  # noqa: E402
 from bdc_local.runner import run_and_wait  # noqa: E402
@@ -76,6 +76,7 @@ def run_with_cap(
         extra_env={"DOCDB_MAX_CONCURRENCY": str(cap)},
         docdb_settings=settings,
         docdb_size_profile=SIZE_PROFILE,
+        source_recheck_seconds=SOURCE_RECHECK_SECONDS,
     )
     with local_stack(corpus_path, config=config) as stack:
         stand_in = stack.processes[1].pid
@@ -118,7 +119,6 @@ def run_with_cap(
     if unchanged:
         row.update(unchanged)
         row.update(monthly_costs(unchanged))
-        row.update(monthly_costs(unchanged, contended=True))
     return row
 
 

@@ -87,15 +87,9 @@ def collect(results: Path = RESULTS) -> dict[str, Any]:
         figures[key] = run[key]
         sources[key] = origin
     # Recomputed here from the run's unchanged figures, so the prices in one place apply.
-    # The contended figures (every worker sharing this host's cores) are a ceiling, kept beside.
-    has_contended = "lambda_gb_seconds_contended" in run["unchanged"]
-    for contended in (False, True) if has_contended else (False,):
-        for key, value in monthly_costs(run, contended=contended).items():
-            figures[key] = value
-            sources[key] = {**origin, "computed": "bench/nightly.py monthly_costs() of runs[0].unchanged"}
-    if has_contended:
-        figures["unchanged_run_gb_seconds_100k_contended"] = run["unchanged"]["lambda_gb_seconds_contended"]
-        sources["unchanged_run_gb_seconds_100k_contended"] = origin
+    for key, value in monthly_costs(run).items():
+        figures[key] = value
+        sources[key] = {**origin, "computed": "bench/nightly.py monthly_costs() of runs[0].unchanged"}
     interval = float(seed["freshness"]["interval_seconds"])
     figures["freshness_interval_seconds"] = interval
     sources["freshness_interval_seconds"] = sources["freshness_seconds"]

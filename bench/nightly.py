@@ -52,6 +52,9 @@ from biodata_cache.catalog import get_spec  # noqa: E402
 
 # The worker's configured memory (template.yaml's WorkerMemorySize default), in GB.
 WORKER_MEMORY_GB = float(load_template()["Parameters"]["WorkerMemorySize"]["Default"]) / 1024
+# How often sources in other buckets are re-read while the input tables are unchanged
+# (template.yaml's SourceRecheckSeconds default): the benchmarks' stacks use it.
+SOURCE_RECHECK_SECONDS = int(load_template()["Parameters"]["SourceRecheckSeconds"]["Default"])
 USD_PER_GB_SECOND = 0.0000166667  # Lambda on x86_64, us-west-2, first pricing tier
 RESULTS = REPO / "bench" / "results"
 
@@ -76,35 +79,42 @@ SEED_KEYS = (
     "projected_speedup_vs_seed_full",
     "freshness_seconds",
 )
-RUNS_PER_MONTH = {"15min": 30 * 96, "hourly": 30 * 24, "nightly": 30}
+CADENCE_SECONDS = {"15min": 900, "hourly": 3600, "nightly": 86400}
 # The SQS event source polls both queues whether or not a run is on: about 5 pollers
 # a queue, one 20 s long poll each at a time.
 IDLE_SQS_REQUESTS_PER_MONTH = 2 * 5 * 3 * 60 * 24 * 30
 
 
-def monthly_costs(figures: dict[str, Any], *, contended: bool = False) -> dict[str, float]:
+def monthly_costs(figures: dict[str, Any]) -> dict[str, float]:
     """Monthly USD of unchanged runs at each cadence, from the unchanged run's measured
-    Lambda GB-seconds (one invocation at a time; ``contended``: with the run's workers
-    sharing the host, a ceiling, keys ending ``_contended``) and invocations; SQS,
-    DynamoDB and S3 requests per run are estimated from the flow (per invocation: 3 SQS
-    requests for its message, 6 ledger writes and 4 reads, 8 S3 GETs/HEADs and 1
-    PUT/LIST)."""
+    Lambda GB-seconds (each invocation timed alone) and invocations.
+
+    A run re-reads the sources in other teams' buckets at most every
+    ``SOURCE_RECHECK_SECONDS`` (``lambda_gb_seconds_sources_read``: an unchanged run
+    that does); the others skip them (``lambda_gb_seconds``). So a cadence of interval
+    I pays the first in min(1, I / recheck) of its runs. SQS, DynamoDB and S3
+    requests per run are estimated from the flow (per invocation: 3 SQS requests for
+    its message, 6 ledger writes and 4 reads, 8 S3 GETs/HEADs and 1 PUT/LIST)."""
     unchanged = figures["unchanged"]
     invocations = unchanged["lambda_invocations"]
-    gb_seconds = unchanged["lambda_gb_seconds_contended" if contended else "lambda_gb_seconds"]
-    per_run = (
-        gb_seconds * USD_PER_GB_SECOND
-        + invocations * USD_PER_LAMBDA_REQUEST
+    skipping = unchanged["lambda_gb_seconds"]
+    reading = unchanged.get("lambda_gb_seconds_sources_read", skipping)
+    recheck = float(unchanged.get("source_recheck_seconds") or 0)
+    requests = (
+        invocations * USD_PER_LAMBDA_REQUEST
         + invocations * 3 * USD_PER_SQS_REQUEST
         + invocations * (6 * USD_PER_DYNAMODB_WRITE + 4 * USD_PER_DYNAMODB_READ)
         + invocations * (8 * USD_PER_S3_GET + 1 * USD_PER_S3_PUT_OR_LIST)
     )
     idle = IDLE_SQS_REQUESTS_PER_MONTH * USD_PER_SQS_REQUEST
-    suffix = "_contended" if contended else ""
-    return {
-        f"monthly_cost_{cadence}_usd{suffix}": round(runs * per_run + idle, 2)
-        for cadence, runs in RUNS_PER_MONTH.items()
-    }
+    costs = {}
+    for cadence, interval in CADENCE_SECONDS.items():
+        runs = 30 * 86400 / interval
+        reads = min(1.0, interval / recheck) if recheck > 0 else 1.0
+        gb_seconds = reads * reading + (1 - reads) * skipping
+        per_run = gb_seconds * USD_PER_GB_SECOND + requests
+        costs[f"monthly_cost_{cadence}_usd"] = round(runs * per_run + idle, 2)
+    return costs
 
 
 def critical_path(result: RunResult) -> tuple[float, list[str]]:
@@ -187,44 +197,48 @@ def scale_name(records: int) -> str:
 
 
 def measure_unchanged_run(stack: LocalStack, workers: int, records: int) -> tuple[RunResult, dict[str, Any]]:
-    """Two runs with nothing changed since the last; figures under ``unchanged`` and as
-    the ``unchanged_run_*_<scale>`` keys.
+    """Runs with nothing changed since the last; figures under ``unchanged`` and as the
+    ``unchanged_run_*_<scale>`` keys.
 
     The first, with ``workers`` workers, gives the wall time, the DocDB requests, the
     tables rebuilt and the Lambda invocations (dispatcher + finalizer + one a build
     attempt, from the ledger). Its durations are *contended*: ``workers`` threads and
-    the two servers share this host's cores, so an invocation's duration is mostly
+    the two servers share this host's cores, so an invocation's duration is largely
     waiting for a core, which a Lambda invocation (one vCPU of its own at the worker's
-    1769 MB) does not. The second, with one worker, times each invocation alone: the
-    duration Lambda would bill, so its GB-seconds are the ones the cost uses
-    (``lambda_gb_seconds``); the contended ones stay beside them as a ceiling
-    (``lambda_gb_seconds_contended``).
+    1769 MB) does not. So it is run again with one worker, each invocation timed
+    alone: the durations Lambda bills, and the GB-seconds the cost uses
+    (``lambda_gb_seconds``; the contended ones stay beside them as a ceiling). These
+    runs come right after a build, so the sources in other buckets are not due to be
+    read again; a third run, one worker again with ``SOURCE_RECHECK_SECONDS=0``,
+    measures a run that reads them (``lambda_gb_seconds_sources_read``).
     """
     unchanged, docdb = run_measured(stack, workers)
     invocations = 2 + sum(int(i.get("attempts") or 0) for i in unchanged.tables.values())
     alone, alone_docdb = run_measured(stack, 1)
+    recheck = stack.env.get("SOURCE_RECHECK_SECONDS", "0")
+    os.environ["SOURCE_RECHECK_SECONDS"] = "0"
+    try:
+        reading, reading_docdb = run_measured(stack, 1)
+    finally:
+        os.environ["SOURCE_RECHECK_SECONDS"] = recheck
     run = {
         "wall_seconds": round(unchanged.wall_seconds, 2),
         "docdb": docdb,
-        "rebuilt": sorted(n for n, i in unchanged.tables.items() if i["status"] != "unchanged"),
+        "rebuilt": rebuilt(unchanged),
         "lambda_invocations": invocations,
         "lambda_gb_seconds": round(gb_seconds(alone, stack), 2),
         "lambda_gb_seconds_contended": round(gb_seconds(unchanged, stack), 2),
-        "one_worker": {
-            "wall_seconds": round(alone.wall_seconds, 2),
-            "docdb_requests": alone_docdb["requests"],
-            "rebuilt": sorted(n for n, i in alone.tables.items() if i["status"] != "unchanged"),
-            "seconds_by_table": {
-                name: round(float(item.get("duration_seconds") or 0.0), 2)
-                for name, item in sorted(alone.tables.items())
-            },
-        },
+        "lambda_gb_seconds_sources_read": round(gb_seconds(reading, stack), 2),
+        "source_recheck_seconds": int(recheck),
+        "one_worker": one_worker_figures(alone, alone_docdb),
+        "one_worker_sources_read": one_worker_figures(reading, reading_docdb),
     }
     print(
         f"unchanged run: {unchanged.wall_seconds:.1f} s, {docdb['requests']} DocDB requests, "
         f"rebuilt {run['rebuilt']}, {invocations} Lambda invocations, "
         f"{run['lambda_gb_seconds']} GB-s one at a time ({run['lambda_gb_seconds_contended']} GB-s "
-        f"with {workers} workers sharing the host)",
+        f"with {workers} workers sharing the host; {run['lambda_gb_seconds_sources_read']} GB-s "
+        "one at a time when the sources in other buckets are read again)",
         flush=True,
     )
     scale = scale_name(records)
@@ -233,6 +247,23 @@ def measure_unchanged_run(stack: LocalStack, workers: int, records: int) -> tupl
         f"unchanged_run_docdb_requests_{scale}": docdb["requests"],
         f"unchanged_run_gb_seconds_{scale}": run["lambda_gb_seconds"],
         f"unchanged_run_lambda_invocations_{scale}": invocations,
+    }
+
+
+def rebuilt(result: RunResult) -> list[str]:
+    return sorted(name for name, item in result.tables.items() if item["status"] != "unchanged")
+
+
+def one_worker_figures(result: RunResult, docdb: dict[str, Any]) -> dict[str, Any]:
+    """A run with one worker: wall, DocDB requests, what it rebuilt, each build's seconds."""
+    return {
+        "wall_seconds": round(result.wall_seconds, 2),
+        "docdb_requests": docdb["requests"],
+        "rebuilt": rebuilt(result),
+        "seconds_by_table": {
+            name: round(float(item.get("duration_seconds") or 0.0), 2)
+            for name, item in sorted(result.tables.items())
+        },
     }
 
 
@@ -494,6 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         docdb_latency_ms=args.latency_ms,
         docdb_per_record_ms=args.per_record_ms,
         worker_timeout_seconds=900,
+        source_recheck_seconds=SOURCE_RECHECK_SECONDS,
     )
     figures: dict[str, Any] = {"corpus_records": len(records), "workers": args.workers}
     with local_stack(corpus_path, config=config) as stack:
@@ -636,7 +668,6 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     figures.update(monthly_costs(figures))
-    figures.update(monthly_costs(figures, contended=True))
     for key in (
         *monthly_costs(figures),
         "speedup_vs_sequential",

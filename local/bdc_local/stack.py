@@ -73,6 +73,9 @@ class StackConfig:
     docdb_size_profile: str | None = None
     log_level: str = "WARNING"
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Tests change source objects between runs and expect the next run to see them:
+    # every run re-reads them here; the benchmarks use the template's default.
+    source_recheck_seconds: int = 0
     # Create the queues and the ledger through CloudFormation from template.yaml
     # (translated by aws-sam-translator) instead of directly; names come from its outputs.
     from_template: bool = False
@@ -154,6 +157,7 @@ def _env_for(config: StackConfig, moto_url: str, docdb_host: str, queues: dict[s
         "BEHAVIOR_BUCKET": "aind-behavior-data",
         "MAX_RECEIVES": str(config.max_receives),
         "WORKER_TIMEOUT_SECONDS": str(config.worker_timeout_seconds),
+        "SOURCE_RECHECK_SECONDS": str(config.source_recheck_seconds),
         "POWERTOOLS_SERVICE_NAME": "biodata-cache",
         "POWERTOOLS_METRICS_NAMESPACE": "BiodataCache",
         # Metrics are CloudWatch EMF lines on stdout: noise on one machine.

@@ -87,3 +87,20 @@ def test_a_run_at_another_scale_is_refused(goals: ModuleType, tmp_path: Path) ->
 def test_the_committed_goals_file_is_what_the_script_writes(goals: ModuleType) -> None:
     committed = json.loads((BENCH / "results" / "nightly.json").read_text())
     assert committed == json.loads(json.dumps(goals.collect()))
+
+
+def test_the_cost_pays_the_source_reads_in_the_share_of_runs_that_make_them(goals: ModuleType) -> None:
+    nightly = sys.modules["nightly"]  # what goals.py imports its monthly_costs from
+    unchanged = {"lambda_invocations": 0, "lambda_gb_seconds": 20.0}
+    base = nightly.monthly_costs({"unchanged": unchanged})
+    reading = {**unchanged, "lambda_gb_seconds_sources_read": 100.0, "source_recheck_seconds": 3600}
+    costs = nightly.monthly_costs({"unchanged": reading})
+    idle = nightly.IDLE_SQS_REQUESTS_PER_MONTH * nightly.USD_PER_SQS_REQUEST
+    per_gb_second = nightly.USD_PER_GB_SECOND
+    # Every 15 minutes: one run in four reads the sources (3 x 20 + 100) / 4 = 40 GB-s a run.
+    assert costs["monthly_cost_15min_usd"] == round(2880 * 40.0 * per_gb_second + idle, 2)
+    # Hourly and nightly: every run reads them.
+    assert costs["monthly_cost_hourly_usd"] == round(720 * 100.0 * per_gb_second + idle, 2)
+    assert costs["monthly_cost_nightly_usd"] == round(30 * 100.0 * per_gb_second + idle, 2)
+    # Without a recheck figure every run costs what the unchanged run measured.
+    assert base["monthly_cost_15min_usd"] == round(2880 * 20.0 * per_gb_second + idle, 2)

@@ -74,7 +74,8 @@ class Harness:
         self.s3 = boto3.client("s3", region_name="us-east-1")
         for bucket in (CACHE_BUCKET, SOURCE_BUCKET, BEHAVIOR_BUCKET):
             self.s3.create_bucket(Bucket=bucket)
-        self.settings = Settings(cache_bucket=CACHE_BUCKET)
+        # Tests change source objects between builds: every build reads them again.
+        self.settings = Settings(cache_bucket=CACHE_BUCKET, source_recheck_seconds=0)
         self.v2 = FakeDocDB(v2_records)
         self.v1 = FakeDocDB(v1_records)
         self.runs = 0

@@ -6,10 +6,11 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from table_harness import SOURCE_BUCKET, Harness, basic_record, mocked_aws
+from table_harness import CACHE_BUCKET, SOURCE_BUCKET, Harness, basic_record, mocked_aws
 
 from bdc_sync.framework import MissingInput
 from bdc_sync.tables import platform_smartspim
+from biodata_cache import layout
 
 VIEWER = "https://allen.neuroglass.io/new#!"
 RAW_1 = "SmartSPIM_700001_2025-01-01_10-00-00"
@@ -149,6 +150,44 @@ def test_unchanged_inputs_make_no_docdb_request_and_new_channels_rebuild(harness
     channels = [r["channel"] for r in rows if r["raw_name"] == RAW_3]
     assert channels == ["Ex_639_Em_667"]
     assert {r["institution"] for r in rows if r["raw_name"] == RAW_3} == {"AIBS"}
+
+
+def channels_of(harness: Harness, raw_name: str) -> list[str | None]:
+    return [r["channel"] for r in harness.read("platform_smartspim").to_pylist() if r["raw_name"] == raw_name]
+
+
+def test_sources_are_read_again_after_the_recheck_interval_or_when_an_input_table_changes(
+    harness: Harness,
+) -> None:
+    harness.settings = harness.settings.model_copy(update={"source_recheck_seconds": 3600})
+    first, _ = harness.build(platform_smartspim.TABLE)
+    assert first.status == "succeeded"
+    harness.put(SOURCE_BUCKET, f"{NO_CHANNELS}/image_cell_segmentation/Ex_639_Em_667/x.json", "{}")
+
+    # Inputs unchanged and S3 read moments ago: not read again, the table is as it was,
+    # and the config that was not JSON still counts as malformed.
+    skipped, ctx = harness.build(platform_smartspim.TABLE)
+    assert skipped.status == "unchanged" and "read 0 s ago" in skipped.message, skipped.message
+    assert ctx.malformed.count == 1 and ctx.malformed.sample[0]["id"] == RAW_4
+    assert channels_of(harness, RAW_3) == [None]
+
+    # An hour later S3 is read again: the new channel is in.
+    key = layout.sources_read_key(harness.folder, "platform_smartspim")
+    state = json.loads(harness.s3.get_object(Bucket=CACHE_BUCKET, Key=key)["Body"].read())
+    harness.put(CACHE_BUCKET, key, json.dumps({**state, "read_at": state["read_at"] - 3601}))
+    rebuilt, _ = harness.build(platform_smartspim.TABLE)
+    assert rebuilt.status == "succeeded"
+    assert channels_of(harness, RAW_3) == ["Ex_639_Em_667"]
+
+    # A changed input table reads S3 at once, however recent the last read.
+    harness.put(SOURCE_BUCKET, f"{NO_CHANNELS}/image_cell_segmentation/Ex_405_Em_460/x.json", "{}")
+    renamed = raw("r2", RAW_2, None)
+    renamed["_last_modified"] = "2026-03-01T00:00:00Z"
+    harness.v2.upsert(renamed)
+    harness.build_upstream()
+    again, _ = harness.build(platform_smartspim.TABLE)
+    assert again.status == "succeeded"
+    assert channels_of(harness, RAW_3) == ["Ex_405_Em_460", "Ex_639_Em_667"]
 
 
 def test_a_changed_stitched_record_is_the_only_one_fetched(harness: Harness) -> None:

@@ -186,6 +186,11 @@ def state_key(folder: str, table: str) -> str:
     return f"{folder_prefix(folder)}{STATE_FOLDER}/{table}.pqt"
 
 
+def sources_read_key(folder: str, table: str) -> str:
+    """Key of when a table last read its sources in other buckets, and from what inputs."""
+    return f"{folder_prefix(folder)}{STATE_FOLDER}/{table}.sources.json"
+
+
 def chunk_state_prefix(folder: str, table: str, run_id: str) -> str:
     """Where one run keeps a chunked table's plan and its chunks' results until the table
     is finished (deleted then), ending in ``/``."""

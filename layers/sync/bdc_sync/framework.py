@@ -570,6 +570,9 @@ class DerivedTable:
     ``derive(ctx)`` returns rows or an arrow table. Unless ``volatile``, the build is
     skipped when none of the upstream tables' contents changed since the last build.
     ``extra_inputs(ctx)`` may add more to that fingerprint (e.g. source object ETags).
+    With ``sources_elsewhere`` (``extra_inputs`` reads other teams' buckets), those
+    reads are made again only when an upstream table changed or the last ones are
+    ``settings.source_recheck_seconds`` old.
     """
 
     spec: TableSpec
@@ -577,11 +580,19 @@ class DerivedTable:
     volatile: bool = False
     extra_inputs: Callable[[BuildContext], Any] | None = None
     revision: int = 1
+    sources_elsewhere: bool = False
 
     def build(self, ctx: BuildContext) -> TableResult:
+        recheck = SourcesRead(ctx, self.spec, self.revision) if self.sources_elsewhere else None
+        if recheck is not None and not self.volatile:
+            skipped = recheck.unchanged_since_last_read()
+            if skipped is not None:
+                return skipped
         fingerprint = upstream_fingerprint(
             ctx, self.spec, self.revision, self.extra_inputs, volatile=self.volatile
         )
+        if recheck is not None:
+            recheck.record(fingerprint)
         skipped = unchanged_since(ctx, self.spec, fingerprint)
         if skipped is not None:
             return skipped
@@ -597,6 +608,60 @@ class DerivedTable:
         else:
             table = rows_to_arrow(produced, self.spec.schema, ctx.malformed)
         return published(ctx.write(self.spec, table, fingerprint))
+
+
+class SourcesRead:
+    """When a derived table last read its sources in other buckets, from which inputs.
+
+    Kept in ``_state/<table>.sources.json``: the fingerprint of the upstream tables at
+    that read, the time, and the fingerprint of everything (the table's own, if
+    published from it). While the upstream tables are the same and the read is younger
+    than ``settings.source_recheck_seconds``, the table is as it was: unchanged.
+    """
+
+    def __init__(self, ctx: BuildContext, spec: TableSpec, revision: int) -> None:
+        self.ctx = ctx
+        self.spec = spec
+        self.key = layout.sources_read_key(ctx.folder, spec.name)
+        self.upstream = upstream_fingerprint(ctx, spec, revision)
+
+    def unchanged_since_last_read(self) -> TableResult | None:
+        found = self.ctx.cache.get_json(self.key)
+        last = found[0] if found is not None and isinstance(found[0], dict) else {}
+        read_at = last.get("read_at")
+        if last.get("upstream") != self.upstream or not isinstance(read_at, int | float):
+            return None
+        age = time.time() - read_at
+        if not 0 <= age < self.ctx.settings.source_recheck_seconds:
+            return None
+        skipped = unchanged_since(self.ctx, self.spec, str(last.get("fingerprint")))
+        if skipped is not None:
+            # What that read found malformed is still so: counted as if read again.
+            sample = [entry for entry in last.get("malformed") or [] if isinstance(entry, dict)]
+            for entry in sample:
+                self.ctx.malformed.add(str(entry.get("id")), str(entry.get("error")))
+            count = last.get("malformed_count")
+            if isinstance(count, int) and count > len(sample):
+                self.ctx.malformed.count += count - len(sample)
+            skipped.message = (
+                f"input tables unchanged; sources in other buckets read {age:.0f} s ago, "
+                f"again after {self.ctx.settings.source_recheck_seconds} s"
+            )
+        return skipped
+
+    def record(self, fingerprint: str) -> None:
+        """The sources were just read: the table built from ``fingerprint`` is current."""
+        malformed = self.ctx.malformed
+        self.ctx.cache.put_json(
+            self.key,
+            {
+                "upstream": self.upstream,
+                "read_at": time.time(),
+                "fingerprint": fingerprint,
+                "malformed": malformed.sample,
+                "malformed_count": malformed.count,
+            },
+        )
 
 
 def upstream_fingerprint(

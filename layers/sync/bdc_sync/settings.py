@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     # backoff from docdb_backoff_seconds (full jitter), capped at 20 s a wait.
     docdb_retries: int = 6
     docdb_backoff_seconds: float = 0.5
+    # How often a table re-reads objects in other teams' buckets (SmartSPIM channel
+    # folders, neuroglancer configs) while the tables it reads are unchanged: at most
+    # once this many seconds. A change in its input tables re-reads them at once; 0
+    # re-reads them every run. At a 15-minute schedule the default reads them one
+    # run in four: thousands of small S3 reads are most of an unchanged run's cost.
+    source_recheck_seconds: int = 3600
     # Largest df_sessions.pkl the decoder accepts (bytes, and bytes of strings counted
     # once per reference); today's real file is a few tens of MB.
     sessions_pickle_max_bytes: int = 1 << 30

@@ -86,4 +86,4 @@ def derive(ctx: BuildContext) -> list[Row]:
     return rows
 
 
-TABLE = DerivedTable(spec=PLATFORM_EXASPIM, derive=derive, extra_inputs=s3_state)
+TABLE = DerivedTable(spec=PLATFORM_EXASPIM, derive=derive, extra_inputs=s3_state, sources_elsewhere=True)

@@ -9,8 +9,9 @@ due, and only for stitched records new or changed since the last build: the
 answers are kept by record id and ``_last_modified`` in the table's state file.
 
 Fingerprint: asset_basics, source_data and the S3 answers themselves (channel
-names, raw links). Listing S3 is cheap; a run where none of these changed makes
-no DocDB request and writes nothing.
+names, raw links). A run where none of these changed makes no DocDB request and
+writes nothing; while asset_basics and source_data are unchanged, S3 is read again
+at most every ``SOURCE_RECHECK_SECONDS`` (thousands of small reads a run).
 """
 
 from __future__ import annotations
@@ -201,4 +202,4 @@ def derive(ctx: BuildContext) -> list[Row]:
     return rows
 
 
-TABLE = DerivedTable(spec=PLATFORM_SMARTSPIM, derive=derive, extra_inputs=s3_state)
+TABLE = DerivedTable(spec=PLATFORM_SMARTSPIM, derive=derive, extra_inputs=s3_state, sources_elsewhere=True)
