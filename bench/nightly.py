@@ -439,7 +439,14 @@ print(json.dumps({"peak_rss_mb": int(hwm.split()[1]) / 1024}))
 
 
 def peak_memory(stack: LocalStack, table: str, bucket: str) -> float:
-    """Peak RSS (MB) of a fresh process building one table (or its largest chunk)."""
+    """Peak RSS (MB) of a fresh process building one table (or its largest chunk) from
+    scratch in ``bucket``, with the files of the tables that list its records copied in
+    from the run's (asset_basics': metadata_core's)."""
+    from bdc_sync.flow.dispatch import listing_sources
+
+    for source in listing_sources(table):
+        key = layout.table_key(layout.package_folder(), source)
+        stack.s3().copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": stack.config.bucket, "Key": key})
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("layers/sync", "client/src"))}
     output = subprocess.run(
         [sys.executable, "-c", PEAK_SCRIPT, table, bucket],
