@@ -50,11 +50,12 @@ from bdc_local.stack import LocalStack, StackConfig, local_stack  # noqa: E402
 from biodata_cache import layout  # noqa: E402
 from biodata_cache.catalog import get_spec  # noqa: E402
 
+TEMPLATE_PARAMETERS = load_template()["Parameters"]
 # The worker's configured memory (template.yaml's WorkerMemorySize default), in GB.
-WORKER_MEMORY_GB = float(load_template()["Parameters"]["WorkerMemorySize"]["Default"]) / 1024
+WORKER_MEMORY_GB = float(TEMPLATE_PARAMETERS["WorkerMemorySize"]["Default"]) / 1024
 # How often sources in other buckets are re-read while the input tables are unchanged
 # (template.yaml's SourceRecheckSeconds default): the benchmarks' stacks use it.
-SOURCE_RECHECK_SECONDS = int(load_template()["Parameters"]["SourceRecheckSeconds"]["Default"])
+SOURCE_RECHECK_SECONDS = int(TEMPLATE_PARAMETERS["SourceRecheckSeconds"]["Default"])
 USD_PER_GB_SECOND = 0.0000166667  # Lambda on x86_64, us-west-2, first pricing tier
 RESULTS = REPO / "bench" / "results"
 

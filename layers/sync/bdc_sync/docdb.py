@@ -217,9 +217,9 @@ class DocDB:
                 exhausted = _page_until(pages, listing, target)
                 after = self.count(filter_query)
                 if len(listing) == after:
-                    # A record written behind the pages (already listed, or inserted
-                    # before them) changes the count without changing the listing.
                     return listing
+                # A record written behind the pages (already listed, or inserted
+                # before them) changes the count without changing the listing.
                 if exhausted or after < len(listing):
                     break  # records went, or came behind the pages: list again
                 target = after  # more records than expected: page on

@@ -583,13 +583,15 @@ class DerivedTable:
     sources_elsewhere: bool = False
 
     def build(self, ctx: BuildContext) -> TableResult:
-        recheck = SourcesRead(ctx, self.spec, self.revision) if self.sources_elsewhere else None
-        if recheck is not None and not self.volatile:
+        upstream = upstream_shas(ctx, self.spec)
+        recheck = None
+        if self.sources_elsewhere and not self.volatile:
+            recheck = SourcesRead(ctx, self.spec, fingerprint_of(self.spec, self.revision, upstream))
             skipped = recheck.unchanged_since_last_read()
             if skipped is not None:
                 return skipped
         fingerprint = upstream_fingerprint(
-            ctx, self.spec, self.revision, self.extra_inputs, volatile=self.volatile
+            ctx, self.spec, self.revision, self.extra_inputs, volatile=self.volatile, upstream=upstream
         )
         if recheck is not None:
             recheck.record(fingerprint)
@@ -619,11 +621,12 @@ class SourcesRead:
     than ``settings.source_recheck_seconds``, the table is as it was: unchanged.
     """
 
-    def __init__(self, ctx: BuildContext, spec: TableSpec, revision: int) -> None:
+    def __init__(self, ctx: BuildContext, spec: TableSpec, upstream: str) -> None:
+        """``upstream``: the fingerprint of the input tables as they are now."""
         self.ctx = ctx
         self.spec = spec
         self.key = layout.sources_read_key(ctx.folder, spec.name)
-        self.upstream = upstream_fingerprint(ctx, spec, revision)
+        self.upstream = upstream
 
     def unchanged_since_last_read(self) -> TableResult | None:
         found = self.ctx.cache.get_json(self.key)
@@ -671,18 +674,25 @@ def upstream_fingerprint(
     extra_inputs: Callable[[BuildContext], Any] | None = None,
     *,
     volatile: bool = False,
+    upstream: Mapping[str, str] | None = None,
 ) -> str:
     """Fingerprint of a derived table's inputs: the content hashes of the tables it reads
-    (MissingInput if one has no file), plus what ``extra_inputs`` adds."""
-    inputs: dict[str, Any] = {name: ctx.upstream_sha(name) for name in spec.depends_on}
-    missing = [name for name, sha in inputs.items() if sha is None]
-    if missing:
-        raise MissingInput(f"input tables without a file: {', '.join(missing)}")
+    (``upstream``, read here when not given), plus what ``extra_inputs`` adds."""
+    inputs: dict[str, Any] = dict(upstream if upstream is not None else upstream_shas(ctx, spec))
     if extra_inputs is not None:
         inputs["extra"] = extra_inputs(ctx)
     if volatile:
         inputs["built_at"] = time.time()
     return fingerprint_of(spec, revision, inputs)
+
+
+def upstream_shas(ctx: BuildContext, spec: TableSpec) -> dict[str, str]:
+    """The content hash of each table ``spec`` reads; MissingInput if one has no file."""
+    shas = {name: ctx.upstream_sha(name) for name in spec.depends_on}
+    missing = [name for name, sha in shas.items() if sha is None]
+    if missing:
+        raise MissingInput(f"input tables without a file: {', '.join(missing)}")
+    return {name: sha for name, sha in shas.items() if sha is not None}
 
 
 def published(written: WriteResult) -> TableResult:
